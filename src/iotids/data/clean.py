@@ -82,12 +82,19 @@ def _per_file(frame: pd.DataFrame, mask: np.ndarray) -> dict[str, int]:
     return {str(k): int(v) for k, v in counts.items() if v}
 
 
-def _impute_rates(frame: pd.DataFrame, rows: np.ndarray) -> None:
-    duration = np.maximum(frame.loc[rows, "flow_duration"].to_numpy(np.float64), 1.0) / 1e6
-    total_bytes = frame.loc[rows, "fwd_bytes"].to_numpy(np.float64) + frame.loc[rows, "bwd_bytes"].to_numpy(np.float64)
-    packets = frame.loc[rows, "fwd_packets"].to_numpy(np.float64) + frame.loc[rows, "bwd_packets"].to_numpy(np.float64)
-    frame.loc[rows, "flow_bytes_per_s"] = (total_bytes / duration).astype(np.float32)
-    frame.loc[rows, "flow_packets_per_s"] = (packets / duration).astype(np.float32)
+def _impute_rates(frame: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
+    """A shallow copy of ``frame`` with both flow rates of ``rows`` recomputed from a duration of at least 1 µs."""
+    def column(name: str) -> np.ndarray:
+        return frame[name].to_numpy(np.float64)[rows]
+
+    seconds = np.maximum(column("flow_duration"), 1.0) / 1e6
+    frame = frame.copy(deep=False)
+    for name, amount in (("flow_bytes_per_s", column("fwd_bytes") + column("bwd_bytes")),
+                         ("flow_packets_per_s", column("fwd_packets") + column("bwd_packets"))):
+        values = frame[name].to_numpy(copy=True)
+        values[rows] = amount / seconds
+        frame[name] = values
+    return frame
 
 
 def clean_flows(
@@ -122,19 +129,19 @@ def clean_flows(
     bad = _any_row(frame, features, lambda v: ~np.isfinite(v))
     _add(report, "nonfinite_rows", _per_file(frame, bad))
     if bad.any() and nonfinite == "impute" and {"flow_bytes_per_s", "flow_packets_per_s"} <= set(features):
-        frame = frame.copy()
-        _impute_rates(frame, bad)
+        frame = _impute_rates(frame, bad)
         imputed = bad & ~_any_row(frame, features, lambda v: ~np.isfinite(v))
         _add(report, "imputed_rows", _per_file(frame, imputed))
-        bad = bad & ~imputed
-    if bad.any():
-        frame = frame.loc[~bad].reset_index(drop=True)
-
+        bad &= ~imputed
+    drop = bad
     if drop_duplicates:
-        dup = frame["row_hash"].duplicated(keep="first").to_numpy()
+        hashes = frame["row_hash"].to_numpy()
+        dup = np.zeros(len(frame), dtype=bool)
+        dup[~bad] = pd.Series(hashes[~bad]).duplicated(keep="first").to_numpy()
         _add(report, "duplicate_rows", _per_file(frame, dup))
-        if dup.any():
-            frame = frame.loc[~dup].reset_index(drop=True)
+        drop = bad | dup
+    if drop.any():
+        frame = frame.loc[~drop].reset_index(drop=True)
 
     sentinel_cols = [c for c in SENTINEL_COLUMNS if c in frame.columns]
     other_cols = [c for c in features if c not in SENTINEL_COLUMNS]

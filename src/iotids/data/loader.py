@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from iotids.data.reader import BadRows, FileReport, read_source
@@ -67,24 +68,21 @@ def _cache_path(source: Source, on_bad_rows: str) -> Path:
     return cache_dir() / f"{source.fingerprint()}-{on_bad_rows}-v{CACHE_VERSION}.parquet"
 
 
-def _read_cached(path: Path) -> tuple[pd.DataFrame, FileReport] | None:
+def _read_cached(path: Path) -> tuple[pa.Table, FileReport] | None:
     try:
         table = pq.read_table(path)
         report = FileReport.from_dict(json.loads(table.schema.metadata[b"iotids.report"]))
     except (OSError, KeyError, ValueError, TypeError, pa.ArrowException):
         return None
-    return table.to_pandas(), report
+    return table.replace_schema_metadata(None), report
 
 
-def _write_cache(path: Path, frame: pd.DataFrame, report: FileReport) -> None:
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    table = table.replace_schema_metadata(
-        {**(table.schema.metadata or {}), b"iotids.report": json.dumps(report.to_dict()).encode()}
-    )
+def _write_cache(path: Path, table: pa.Table, report: FileReport) -> None:
+    table = table.replace_schema_metadata({b"iotids.report": json.dumps(report.to_dict()).encode()})
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     try:
-        pq.write_table(table, tmp, compression="lz4")
+        pq.write_table(table, tmp, compression="lz4", use_dictionary=False, write_statistics=False)
         os.replace(tmp, path)
     except OSError:
         tmp.unlink(missing_ok=True)  # a read-only cache only costs speed
@@ -92,17 +90,17 @@ def _write_cache(path: Path, frame: pd.DataFrame, report: FileReport) -> None:
 
 def read_cached(
     source: Source, *, cache: bool = True, on_bad_rows: BadRows = "error"
-) -> tuple[pd.DataFrame, FileReport, bool]:
+) -> tuple[pa.Table, FileReport, bool]:
     """Read one source, from the Parquet cache when it holds the source's current version."""
     path = _cache_path(source, on_bad_rows)
     if cache and path.exists():
         hit = _read_cached(path)
         if hit is not None:
             return hit[0], hit[1], True
-    frame, report = read_source(source, on_bad_rows=on_bad_rows)
+    table, report = read_source(source, on_bad_rows=on_bad_rows)
     if cache:
-        _write_cache(path, frame, report)
-    return frame, report, False
+        _write_cache(path, table, report)
+    return table, report, False
 
 
 def load_flows(
@@ -136,25 +134,25 @@ def load_flows(
     policy = check_attempted_policy(attempted)
     sources = find_sources([paths] if isinstance(paths, str | os.PathLike) else paths)
     report = LoadReport(attempted_policy=policy)
-    frames: list[pd.DataFrame] = []
+    tables: list[pa.Table] = []
     flavors: dict[str, str] = {}
     for source in _progress(sources, progress):
-        frame, file_report, hit = read_cached(source, cache=cache, on_bad_rows=on_bad_rows)
+        table, file_report, hit = read_cached(source, cache=cache, on_bad_rows=on_bad_rows)
         report.files.append(file_report)
         report.cached_files += hit
-        flavors[source.name] = "engelen2021" if file_report.layout not in ("MachineLearningCVE", "TrafficLabelling") \
-            else "cicids2017"
-        frame["source_file"] = source.name
-        frame["day"] = _day_of(frame, source)
-        frames.append(frame)
+        original = file_report.layout in ("MachineLearningCVE", "TrafficLabelling")
+        flavors[source.name] = "cicids2017" if original else "engelen2021"
+        table = table.append_column("source_file", _constant(source.name, table.num_rows))
+        tables.append(table.append_column("day", _day_of(table, source)))
     if len(set(flavors.values())) > 1:
         raise DataFormatError(
             "cannot mix the original CICIDS2017 files and the corrected release in one data set (their features "
             "differ): " + ", ".join(f"{name} ({flavor})" for name, flavor in flavors.items())
         )
-    frame = pd.concat(frames, ignore_index=True, copy=False) if len(frames) > 1 else frames[0]
-    frame = _derive_targets(frame, report)
-    return frame, report
+    combined = pa.concat_tables(tables, promote_options="default")
+    del tables
+    frame = combined.to_pandas(split_blocks=True, self_destruct=True)
+    return _derive_targets(frame, report), report
 
 
 def _progress(sources: list[Source], enabled: bool) -> Any:
@@ -171,13 +169,17 @@ def _stderr_console() -> Any:
     return Console(stderr=True)
 
 
-def _day_of(frame: pd.DataFrame, source: Source) -> pd.Categorical:
-    if "timestamp" in frame.columns and frame["timestamp"].notna().any():
-        days = frame["timestamp"].dt.strftime("%Y-%m-%d")
-        return pd.Categorical(days.fillna("unknown"))
+def _constant(value: str, rows: int) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, dtype=np.int32)), pa.array([value]))
+
+
+def _day_of(table: pa.Table, source: Source) -> pa.Array:
+    """The capture day: from the timestamps, else from a weekday in the file name, else ``unknown``."""
+    if "timestamp" in table.column_names and table["timestamp"].null_count < table.num_rows:
+        days = pc.fill_null(pc.strftime(table["timestamp"], format="%Y-%m-%d"), "unknown")
+        return days.dictionary_encode()
     match = re.search(r"(monday|tuesday|wednesday|thursday|friday)", source.stem.lower())
-    day = CAPTURE_DAYS[match.group(1)] if match else "unknown"
-    return pd.Categorical(np.full(len(frame), day, dtype=object))
+    return _constant(CAPTURE_DAYS[match.group(1)] if match else "unknown", table.num_rows)
 
 
 def _derive_targets(frame: pd.DataFrame, report: LoadReport) -> pd.DataFrame:
@@ -202,8 +204,6 @@ def _derive_targets(frame: pd.DataFrame, report: LoadReport) -> pd.DataFrame:
     frame["label"] = labels
     frame["family"] = pd.Categorical(families[codes])
     frame["is_attack"] = (families != BENIGN).astype(np.int8)[codes]
-    frame["source_file"] = frame["source_file"].astype("category")
-    frame["day"] = frame["day"].astype("category")
     return frame
 
 

@@ -1,6 +1,6 @@
-"""Read one flow CSV into the canonical frame, with pyarrow's multithreaded parser.
+"""Read one flow CSV into the canonical Arrow table, with pyarrow's multithreaded parser.
 
-The frame has one float32 column per canonical feature the layout carries, the identifier columns the layout
+The table has one float32 column per canonical feature the layout carries, the identifier columns the layout
 has, the normalised ``label``, ``source_row`` (1-based data-row number) and ``row_hash``: a 64-bit hash of the
 exact float64 values of the features, the destination port and the label (CICIDS2017's 78 feature columns plus
 the label), the key for exact-duplicate detection.
@@ -34,7 +34,7 @@ from iotids.schema import (
 BadRows = Literal["error", "skip"]
 _STRING_COLUMNS = {"flow_id", "src_ip", "dst_ip", "timestamp"}
 _NUMERIC_META = {"record_id", "src_port", "dst_port", "protocol", "attempted_category"}
-_BLOCK = 16 << 20
+_BLOCK = 4 << 20
 
 
 @dataclass(slots=True)
@@ -71,7 +71,12 @@ def read_header(source: Source) -> HeaderMap:
     text = line.decode("latin-1").rstrip("\r\n")
     if not text.strip():
         raise DataFormatError("the file is empty (no header line)", path=source.name, line=1)
-    return resolve_header(next(csv.reader([text])), path=source.name)
+    try:
+        names = next(csv.reader([text]))
+    except csv.Error:
+        raise DataFormatError("the first line is not a CSV header (is this a text CSV file?)",
+                              path=source.name, line=1) from None
+    return resolve_header(names, path=source.name)
 
 
 def _corrupt(source: Source, exc: BaseException) -> DataFormatError:
@@ -88,8 +93,8 @@ def _arrow_type(canonical: str) -> pa.DataType:
     return pa.float64()
 
 
-def read_source(source: Source, *, on_bad_rows: BadRows = "error") -> tuple[pd.DataFrame, FileReport]:
-    """Read one CSV into the canonical frame.
+def read_source(source: Source, *, on_bad_rows: BadRows = "error") -> tuple[pa.Table, FileReport]:
+    """Read one CSV into the canonical Arrow table.
 
     Parameters
     ----------
@@ -104,8 +109,7 @@ def read_source(source: Source, *, on_bad_rows: BadRows = "error") -> tuple[pd.D
     types = {raw: _arrow_type(name) for raw, name in keep.items()}
     table, bad = _read_table(source, header, types, on_bad_rows)
     report.bad_rows = bad
-    frame = _to_frame(table, keep, source, report)
-    return frame, report
+    return _to_table(table, keep, source, report), report
 
 
 def _read_table(
@@ -203,10 +207,11 @@ def _locate_bad_value(source: Source, header: HeaderMap, index: int) -> DataForm
     return DataFormatError("a value is not a number", path=source.name, column=column)
 
 
-def _to_frame(table: pa.Table, keep: dict[str, str], source: Source, report: FileReport) -> pd.DataFrame:
-    names = {raw: keep[raw] for raw in table.column_names}
-    table = table.rename_columns([names[c] for c in table.column_names])
+def _to_table(table: pa.Table, keep: dict[str, str], source: Source, report: FileReport) -> pa.Table:
+    """Raw parsed columns -> the canonical Arrow table (float32 features, normalised dictionary labels)."""
+    table = table.rename_columns([keep[c] for c in table.column_names])
     feature_names = [n for n in table.column_names if n in FEATURES_BY_NAME]  # the duplicate column is not one
+    report.duplicate_header_column = DUPLICATE_HEADER_COLUMN in table.column_names
     label = table["label"]
     empty = pc.is_null(label)
     for name in feature_names:
@@ -216,43 +221,45 @@ def _to_frame(table: pa.Table, keep: dict[str, str], source: Source, report: Fil
     if pc.any(unlabeled).as_py():
         first = int(np.flatnonzero(unlabeled.to_numpy(zero_copy_only=False))[0])
         raise DataFormatError("the row has no label", path=source.name, line=first + 2, column="Label")
-    source_row = np.arange(1, table.num_rows + 1, dtype=np.int64)
+    source_row = pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64))
     if report.empty_rows:
         keep_mask = pc.invert(empty)
         table = table.filter(keep_mask)
-        source_row = source_row[keep_mask.to_numpy(zero_copy_only=False)]
+        source_row = source_row.filter(keep_mask.combine_chunks())
 
-    labels = _normalize_labels(table["label"])
-    frame = pd.DataFrame({n: table[n].to_numpy().astype(np.float32) for n in feature_names})
-    report.duplicate_header_column = DUPLICATE_HEADER_COLUMN in table.column_names
+    codes, categories = _normalize_labels(table["label"])
+    hashed = [n for n in (*feature_names, "dst_port") if n in table.column_names]
+    columns: dict[str, pa.Array | pa.ChunkedArray] = {n: pc.cast(table[n], pa.float32()) for n in feature_names}
     for name in table.column_names:
         if name in _NUMERIC_META:
-            frame[name] = table[name].to_numpy().astype(np.float32)
-        elif name in _STRING_COLUMNS and name != "timestamp":
-            frame[name] = table[name].to_pandas().astype("string")
-    if "timestamp" in table.column_names:
-        frame["timestamp"] = parse_timestamps(table["timestamp"])
-    frame["label"] = labels
-    frame["source_row"] = source_row
-    hashed = [n for n in (*feature_names, "dst_port") if n in table.column_names]
-    frame["row_hash"] = _row_hash([table[n].to_numpy() for n in hashed], labels)
-    report.rows = len(frame)
-    report.labels = {k: int(v) for k, v in pd.Series(labels).value_counts().items() if v}
-    return frame
+            columns[name] = pc.cast(table[name], pa.float32())
+        elif name == "timestamp":
+            columns[name] = pa.array(parse_timestamps(table[name]))
+        elif name in _STRING_COLUMNS:
+            columns[name] = table[name]
+    columns["label"] = pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), pa.array(categories, pa.string()))
+    columns["source_row"] = source_row
+    columns["row_hash"] = pa.array(_row_hash([table[n].to_numpy() for n in hashed], codes, categories))
+    report.rows = table.num_rows
+    counts = np.bincount(codes, minlength=len(categories))
+    report.labels = {c: int(n) for c, n in sorted(zip(categories, counts, strict=True), key=lambda kv: -kv[1]) if n}
+    return pa.table(columns)
 
 
-def _normalize_labels(column: pa.ChunkedArray) -> pd.Categorical:
+def _normalize_labels(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
+    """Codes into the sorted list of normalised labels (several raw spellings may become one)."""
     encoded = column.dictionary_encode().combine_chunks()
-    mapping = [normalize_label(v.as_py()) for v in encoded.dictionary]
-    codes = encoded.indices.to_numpy(zero_copy_only=False)
-    values = np.asarray(mapping, dtype=object)[codes] if len(mapping) else np.array([], dtype=object)
-    return pd.Categorical(values)
+    normalized = [normalize_label(v.as_py()) for v in encoded.dictionary]
+    categories = sorted(set(normalized))
+    remap = np.array([categories.index(n) for n in normalized], dtype=np.int32)
+    raw_codes = encoded.indices.to_numpy(zero_copy_only=False)
+    return (remap[raw_codes] if len(remap) else raw_codes.astype(np.int32)), categories
 
 
-def _row_hash(columns: list[np.ndarray], labels: pd.Categorical) -> np.ndarray:
+def _row_hash(columns: list[np.ndarray], codes: np.ndarray, categories: list[str]) -> np.ndarray:
     """A 64-bit hash of exact float64 values (NaN and ±inf included) and the label, per row."""
-    categories = np.asarray(labels.categories, dtype=object)
-    h = pd.util.hash_array(categories)[labels.codes] if len(categories) else np.zeros(0, np.uint64)
+    label_hashes = pd.util.hash_array(np.asarray(categories, dtype=object)) if categories else np.zeros(1, np.uint64)
+    h = label_hashes[codes] if len(codes) else np.zeros(0, np.uint64)
     prime = np.uint64(0x100000001B3)
     with np.errstate(over="ignore"):
         for column in columns:

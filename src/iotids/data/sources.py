@@ -18,6 +18,7 @@ from typing import BinaryIO
 from iotids.errors import DataFormatError
 
 CSV_SUFFIXES = (".csv", ".csv.gz")
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 @dataclass(frozen=True, slots=True)
