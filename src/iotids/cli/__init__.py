@@ -21,7 +21,7 @@ app = typer.Typer(
 )
 
 #: Modules that add their commands to ``app`` when imported.
-COMMAND_MODULES = ("iotids.cli.data",)
+COMMAND_MODULES = ("iotids.cli.data", "iotids.cli.flows")
 
 
 def _register() -> None:
