@@ -220,8 +220,10 @@ class HeaderMap:
         return tuple(c for c in self.columns if c in FEATURES_BY_NAME)
 
 
-def resolve_header(raw_names: list[str], *, path: str | None = None) -> HeaderMap:
+def resolve_header(raw_names: list[str], *, path: str | None = None, require_label: bool = True) -> HeaderMap:
     """Recognise the layout of a header and map every column to its canonical name.
+
+    ``require_label=False`` accepts a header without ``Label`` (live flow exporters, records to score).
 
     Raises
     ------
@@ -240,7 +242,7 @@ def resolve_header(raw_names: list[str], *, path: str | None = None) -> HeaderMa
         if name:
             seen.add(name)
         columns.append(name)
-    missing = [c for c in _CORE if c not in seen]
+    missing = [c for c in _CORE if c not in seen and (require_label or c != "label")]
     if missing:
         expected = ", ".join(repr(_display_name(c)) for c in missing)
         found = ", ".join(repr(n.strip()) for n in raw_names[:6]) + (", ..." if len(raw_names) > 6 else "")
