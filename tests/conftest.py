@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# Before any test module imports torch: its OpenMP workers sleep instead of spinning while they wait, which
+# keeps 2 threads usable on a busy 2-core machine (see iotids/__init__.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest
 

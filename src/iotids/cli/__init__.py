@@ -21,7 +21,8 @@ app = typer.Typer(
 )
 
 #: Modules that add their commands to ``app`` when imported.
-COMMAND_MODULES = ("iotids.cli.data", "iotids.cli.flows")
+COMMAND_MODULES = ("iotids.cli.data", "iotids.cli.flows", "iotids.cli.detect", "iotids.cli.serve",
+                   "iotids.cli.export", "iotids.cli.compare", "iotids.cli.train")
 
 
 def _register() -> None:

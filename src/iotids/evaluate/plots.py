@@ -1,0 +1,130 @@
+"""The paper's figures 3-7 with matplotlib's Agg canvas (no display, no pyplot state).
+
+=============================  =========================================  ====================
+function                       figure                                     paper
+=============================  =========================================  ====================
+:func:`plot_accuracy`          training / validation accuracy per epoch   figure 3
+:func:`plot_loss`              training / validation loss per epoch       figure 4
+:func:`plot_confusion_matrix`  confusion matrix at the threshold          figure 5
+:func:`plot_pr`                precision-recall curve with AP             figure 6
+:func:`plot_roc`               ROC curve with AUC                         figure 7
+=============================  =========================================  ====================
+
+Each takes an optional ``ax`` (to draw into an existing figure) and returns the ``Figure``;
+:func:`figure_png` renders one to PNG bytes.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from iotids.evaluate.metrics import BinaryReport
+
+__all__ = ["figure_png", "plot_accuracy", "plot_confusion_matrix", "plot_loss", "plot_pr", "plot_roc"]
+
+FIGSIZE = (6.4, 4.8)
+
+
+def _axes(ax: Any) -> tuple[Any, Any]:
+    if ax is not None:
+        return ax.figure, ax
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=FIGSIZE, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot()
+
+
+def figure_png(fig: Any, *, dpi: int = 110) -> bytes:
+    """The figure as PNG bytes."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def _plot_history(history: Sequence[dict[str, Any]], key: str, title: str, ylabel: str, ax: Any,
+                  best_epoch: int | None) -> Any:
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = _axes(ax)
+    epochs = [int(r["epoch"]) for r in history]
+    ax.plot(epochs, [r[key] for r in history], marker="o", ms=3, label="training")
+    val = [(e, r[f"val_{key}"]) for e, r in zip(epochs, history, strict=True) if r.get(f"val_{key}") is not None]
+    if val:
+        ax.plot(*zip(*val, strict=True), marker="o", ms=3, label="validation")
+    if best_epoch:
+        ax.axvline(best_epoch, color="grey", ls=":", lw=1, label=f"best epoch ({best_epoch})")
+    if not history:
+        ax.text(0.5, 0.5, "no training history", ha="center", va="center", transform=ax.transAxes)
+    ax.set(title=title, xlabel="epoch", ylabel=ylabel)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    if history:
+        ax.legend()
+    return fig
+
+
+def plot_accuracy(history: Sequence[dict[str, Any]], *, ax: Any = None, best_epoch: int | None = None) -> Any:
+    """Figure 3: training and validation accuracy per epoch."""
+    return _plot_history(history, "accuracy", "Training and validation accuracy", "accuracy", ax, best_epoch)
+
+
+def plot_loss(history: Sequence[dict[str, Any]], *, ax: Any = None, best_epoch: int | None = None) -> Any:
+    """Figure 4: training and validation binary cross-entropy per epoch."""
+    return _plot_history(history, "loss", "Training and validation loss", "binary cross-entropy", ax, best_epoch)
+
+
+def plot_confusion_matrix(report: BinaryReport, *, ax: Any = None) -> Any:
+    """Figure 5: the confusion matrix (rows: true class, columns: predicted), counts and row shares."""
+    fig, ax = _axes(ax)
+    cells = np.array([[report.tn, report.fp], [report.fn, report.tp]], dtype=float)
+    shares = cells / np.maximum(cells.sum(axis=1, keepdims=True), 1)
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for i in range(2):
+        for j in range(2):
+            ax.text(j, i, f"{int(cells[i, j]):,}\n({100 * shares[i, j]:.2f} %)", ha="center", va="center",
+                    color="white" if shares[i, j] > 0.5 else "black", fontsize=11)
+    ax.set_xticks([0, 1], ["benign", "attack"])
+    ax.set_yticks([0, 1], ["benign", "attack"])
+    ax.set(xlabel="predicted", ylabel="true", title=f"Confusion matrix (threshold {report.threshold:.4g})")
+    return fig
+
+
+def _no_curve(ax: Any) -> None:
+    ax.text(0.5, 0.5, "undefined: the rows hold one class only", ha="center", va="center", transform=ax.transAxes)
+
+
+def plot_pr(report: BinaryReport, *, ax: Any = None, label: str | None = None) -> Any:
+    """Figure 6: precision against recall over all thresholds, with the average precision."""
+    fig, ax = _axes(ax)
+    if report.pr_curve is None:
+        _no_curve(ax)
+    else:
+        recall, precision = report.pr_curve
+        name = f"{label} " if label else ""
+        ax.step(recall, precision, where="post", label=f"{name}(AP = {report.average_precision:.4f})")
+        ax.legend(loc="lower left")
+    ax.set(title="Precision-recall curve", xlabel="recall", ylabel="precision", xlim=(0, 1.01), ylim=(0, 1.01))
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_roc(report: BinaryReport, *, ax: Any = None, label: str | None = None) -> Any:
+    """Figure 7: true positive rate against false positive rate, with the area under the curve."""
+    fig, ax = _axes(ax)
+    if report.roc_curve is None:
+        _no_curve(ax)
+    else:
+        fpr, tpr = report.roc_curve
+        name = f"{label} " if label else ""
+        ax.plot(fpr, tpr, label=f"{name}(AUC = {report.roc_auc:.4f})")
+        ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1)
+        ax.legend(loc="lower right")
+    ax.set(title="ROC curve", xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.01))
+    ax.grid(alpha=0.3)
+    return fig

@@ -1,0 +1,5 @@
+"""Feature preprocessing: the fitted, JSON-serialisable transform from canonical flow columns to model input."""
+
+from iotids.features.preprocess import FlowPreprocessor
+
+__all__ = ["FlowPreprocessor"]

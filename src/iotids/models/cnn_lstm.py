@@ -1,0 +1,261 @@
+"""The hybrid CNN-LSTM of the paper (section 3.2) as a PyTorch module and an sklearn-style detector.
+
+Network (:class:`CnnLstmNet`), for a preprocessed flow vector of ``d`` values in [0, 1]::
+
+    (b, d) -> (b, 1, d)                                   the feature vector as a 1-channel sequence
+    per block k: Conv1d(c_{k-1} -> filters[k], kernel_size, padding kernel_size // 2), ReLU, MaxPool1d(pool_size)
+    (b, c, L) -> (b, L, c)                                the pooled positions as a sequence of c-vectors
+    LSTM(c -> lstm_units), last hidden state              (b, lstm_units)
+    Dropout(dropout), Linear(lstm_units -> dense_units), ReLU, Linear(dense_units -> 1)   one logit per flow
+
+The score is ``sigmoid(logit)``. In each block the pooling runs before the ReLU: max-pooling and ReLU commute
+(ReLU is monotone), so the function is the paper's Conv -> ReLU -> MaxPool, with the ReLU on a tensor
+``pool_size`` times smaller. :class:`CnnLstmDetector` adds the training of :mod:`iotids.models.training`
+and saving without pickle (``model.safetensors`` + ``detector.json``).
+
+The defaults (filters (16, 32), kernel 3, pool 4, LSTM 64, dense 64, dropout 0.2; Adam at 1e-2 with a cosine
+schedule, batch 256, patience 5, at most 20 epochs) had the lowest validation loss among the configurations
+measured in ``benchmarks/results/train.md``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from torch import nn
+
+from iotids.errors import InvalidParameterError, ModelFileError
+from iotids.models.baselines import (
+    check_fitted,
+    check_labels,
+    check_matrix,
+    check_param,
+    read_model_dir,
+    write_model_dir,
+)
+from iotids.models.training import FitOutcome, fit_module, predict_logits, seeded
+
+__all__ = ["CnnLstmDetector", "CnnLstmNet", "sequence_length"]
+
+WEIGHTS = "model.safetensors"
+SCHEDULES = ("constant", "cosine", "onecycle")
+
+
+def sequence_length(n_features: int, n_blocks: int, kernel_size: int, pool_size: int) -> int:
+    """Length of the sequence the LSTM reads: each block keeps ``L + 2 (k // 2) - k + 1`` then pools."""
+    length = n_features
+    for _ in range(n_blocks):
+        length = (length + 2 * (kernel_size // 2) - kernel_size + 1) // pool_size
+    return length
+
+
+class CnnLstmNet(nn.Module):
+    """Conv1d/MaxPool1d/ReLU blocks -> LSTM -> dropout -> dense -> one logit (see the module docstring)."""
+
+    def __init__(self, n_features: int, *, filters: tuple[int, ...], kernel_size: int, pool_size: int,
+                 lstm_units: int, dense_units: int, dropout: float) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = 1
+        for width in filters:
+            layers += [nn.Conv1d(channels, width, kernel_size, padding=kernel_size // 2), nn.MaxPool1d(pool_size),
+                       nn.ReLU()]
+            channels = width
+        self.cnn = nn.Sequential(*layers)
+        self.lstm = nn.LSTM(channels, lstm_units, batch_first=True)
+        self.dropout = nn.Dropout(dropout)
+        self.dense = nn.Sequential(nn.Linear(lstm_units, dense_units), nn.ReLU(), nn.Linear(dense_units, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """float32 ``(b, d)`` -> logits ``(b,)``."""
+        sequence = self.cnn(x.unsqueeze(1)).transpose(1, 2)
+        _, (hidden, _) = self.lstm(sequence)
+        return self.dense(self.dropout(hidden[-1])).squeeze(1)
+
+
+class CnnLstmDetector(BaseEstimator):
+    """The paper's CNN-LSTM binary detector; ``decision_function`` is the attack probability.
+
+    Parameters
+    ----------
+    filters : output channels of each Conv1d block (the number of blocks is its length).
+    kernel_size : width of every convolution.
+    pool_size : max-pooling window (and stride) of every block.
+    lstm_units : size of the LSTM's hidden state.
+    dense_units : width of the dense layer before the output.
+    dropout : dropout rate after the LSTM.
+    learning_rate, batch_size : Adam's step size and rows per step.
+    max_epochs, patience : epoch budget, and early stopping on the validation loss (``eval_set``).
+    class_weight : ``None`` or ``"balanced"``.
+    schedule : learning-rate schedule, ``"constant"``, ``"cosine"`` or ``"onecycle"`` (see ``training.fit_module``).
+    random_state : seed of the weights, the shuffling and dropout.
+    n_threads : torch CPU threads during ``fit`` and scoring (``None``: leave torch's setting).
+    progress : show a progress bar on stderr while training.
+
+    Examples
+    --------
+    >>> det = CnnLstmDetector().fit(X_train, y_train, eval_set=(X_val, y_val))  # doctest: +SKIP
+    >>> scores = det.decision_function(X_test)  # float32 in [0, 1], higher = attack  # doctest: +SKIP
+    """
+
+    name: ClassVar[str] = "cnn-lstm"
+
+    def __init__(
+        self,
+        *,
+        filters: tuple[int, ...] = (16, 32),
+        kernel_size: int = 3,
+        pool_size: int = 4,
+        lstm_units: int = 64,
+        dense_units: int = 64,
+        dropout: float = 0.2,
+        learning_rate: float = 1e-2,
+        batch_size: int = 256,
+        max_epochs: int = 20,
+        patience: int = 5,
+        class_weight: str | None = None,
+        schedule: str = "cosine",
+        random_state: int = 0,
+        n_threads: int | None = None,
+        progress: bool = False,
+    ) -> None:
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.pool_size = pool_size
+        self.lstm_units = lstm_units
+        self.dense_units = dense_units
+        self.dropout = dropout
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.class_weight = class_weight
+        self.schedule = schedule
+        self.random_state = random_state
+        self.n_threads = n_threads
+        self.progress = progress
+
+    # ---------------------------------------------------------------------------------------------- build
+    def _check_params(self) -> None:
+        def positive_int(value: Any) -> bool:
+            return isinstance(value, int | np.integer) and not isinstance(value, bool) and value >= 1
+
+        check_param(self, "filters", self.filters,
+                    isinstance(self.filters, tuple | list) and len(self.filters) >= 1
+                    and all(positive_int(f) for f in self.filters), "a non-empty tuple of ints >= 1")
+        for name in ("kernel_size", "pool_size", "lstm_units", "dense_units", "batch_size", "max_epochs", "patience"):
+            check_param(self, name, getattr(self, name), positive_int(getattr(self, name)), "an int in [1, inf)")
+        check_param(self, "dropout", self.dropout, isinstance(self.dropout, float | int) and 0 <= self.dropout < 1,
+                    "a float in [0, 1)")
+        check_param(self, "learning_rate", self.learning_rate,
+                    isinstance(self.learning_rate, float | int) and self.learning_rate > 0, "a float in (0, inf)")
+        check_param(self, "class_weight", self.class_weight, self.class_weight in (None, "balanced"),
+                    "None or 'balanced'")
+        check_param(self, "schedule", self.schedule, self.schedule in SCHEDULES, f"one of {', '.join(SCHEDULES)}")
+        check_param(self, "n_threads", self.n_threads, self.n_threads is None or positive_int(self.n_threads),
+                    "None or an int >= 1")
+
+    def _build(self, n_features: int) -> CnnLstmNet:
+        length = sequence_length(n_features, len(self.filters), self.kernel_size, self.pool_size)
+        if length < 1:
+            raise InvalidParameterError(
+                f"CnnLstmDetector: {len(self.filters)} blocks with pool_size {self.pool_size} shrink {n_features} "
+                "features to an empty sequence; use fewer blocks or a smaller pool_size."
+            )
+        return CnnLstmNet(n_features, filters=tuple(int(f) for f in self.filters), kernel_size=self.kernel_size,
+                          pool_size=self.pool_size, lstm_units=self.lstm_units, dense_units=self.dense_units,
+                          dropout=float(self.dropout))
+
+    def _threads(self) -> None:
+        if self.n_threads is not None:
+            torch.set_num_threads(int(self.n_threads))
+
+    # ------------------------------------------------------------------------------------------------ fit
+    def fit(self, X: np.ndarray, y: np.ndarray, *, eval_set: tuple[np.ndarray, np.ndarray] | None = None) -> Self:
+        """Train on ``(X, y)``; ``eval_set`` (validation rows) drives early stopping and restores the best epoch."""
+        self._check_params()
+        X = check_matrix(X, self)
+        y = check_labels(y, len(X), self)
+        if eval_set is not None:
+            X_val = check_matrix(eval_set[0], self, X.shape[1])
+            eval_set = (X_val, check_labels(eval_set[1], len(X_val), self, both_classes=False))
+        self._threads()
+        with seeded(self.random_state):
+            module = self._build(X.shape[1])
+            outcome: FitOutcome = fit_module(
+                module, X, y, eval_set=eval_set, learning_rate=float(self.learning_rate),
+                batch_size=int(self.batch_size), max_epochs=int(self.max_epochs), patience=int(self.patience),
+                class_weight=self.class_weight, schedule=self.schedule, random_state=self.random_state,
+                progress=self.progress,
+            )
+        self.module_ = module
+        self.n_features_in_ = X.shape[1]
+        self.history_ = outcome.history
+        self.best_epoch_ = outcome.best_epoch
+        self.stopped_early_ = outcome.stopped_early
+        self.interrupted_ = outcome.interrupted
+        self.train_seconds_ = outcome.seconds
+        self.train_flows_per_s_ = outcome.flows_per_s
+        return self
+
+    # -------------------------------------------------------------------------------------------- scoring
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        """Attack probability of each row, float32 ``(n,)``."""
+        check_fitted(self, "module_")
+        X = check_matrix(X, self, self.n_features_in_)
+        self._threads()
+        logits = predict_logits(self.module_, torch.from_numpy(X))
+        return torch.sigmoid(logits).numpy().astype(np.float32, copy=False)
+
+    def scoring_speed(self, X: np.ndarray, *, repeats: int = 3) -> float:
+        """Flows per second of :meth:`decision_function` on ``X`` (best of ``repeats`` runs)."""
+        best = np.inf
+        for _ in range(repeats):
+            start = time.perf_counter()
+            self.decision_function(X)
+            best = min(best, time.perf_counter() - start)
+        return len(X) / best
+
+    # ------------------------------------------------------------------------------------------ save/load
+    def save(self, directory: Path) -> None:
+        """Write ``model.safetensors`` and ``detector.json`` (parameters, history) into ``directory``."""
+        from safetensors.torch import save
+
+        check_fitted(self, "module_")
+        weights = save({k: v.contiguous() for k, v in self.module_.state_dict().items()})
+        state = {"n_features_in": int(self.n_features_in_), "best_epoch": int(self.best_epoch_),
+                 "stopped_early": bool(self.stopped_early_), "interrupted": bool(self.interrupted_),
+                 "history": self.history_, "train_seconds": float(self.train_seconds_),
+                 "train_flows_per_s": float(self.train_flows_per_s_)}
+        write_model_dir(directory, self, {WEIGHTS: weights}, state=state)
+
+    @classmethod
+    def load(cls, directory: Path) -> Self:
+        """Load a directory written by :meth:`save`; refuses altered or incomplete files."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load
+
+        manifest, files = read_model_dir(directory, cls)
+        try:
+            params = dict(manifest["params"])
+            params["filters"] = tuple(params["filters"])
+            det = cls(**params)
+            state = manifest["state"]
+            det.n_features_in_ = int(state["n_features_in"])
+            det.best_epoch_ = int(state["best_epoch"])
+            det.stopped_early_ = bool(state["stopped_early"])
+            det.interrupted_ = bool(state["interrupted"])
+            det.history_ = list(state["history"])
+            det.train_seconds_ = float(state["train_seconds"])
+            det.train_flows_per_s_ = float(state["train_flows_per_s"])
+            module = det._build(det.n_features_in_)
+            module.load_state_dict(load(files[WEIGHTS]))
+        except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as exc:
+            raise ModelFileError(f"{directory}: not a loadable CNN-LSTM ({exc})") from None
+        det.module_ = module.eval()
+        return det

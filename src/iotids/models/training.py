@@ -1,0 +1,216 @@
+"""The mini-batch training loop of the torch detectors: Adam, binary cross-entropy, early stopping with restore.
+
+:func:`fit_module` trains a module that maps a float32 batch ``(b, d)`` to one logit per row. Each epoch it
+shuffles the training rows (a seeded generator), takes Adam steps on the binary cross-entropy of the logits
+(optionally class-weighted), then scores the validation rows. Early stopping watches the validation loss: after
+``patience`` epochs without an improvement of more than ``min_delta`` it stops, and the weights of the best
+epoch are put back. Ctrl-C (``KeyboardInterrupt``) ends training the same way, keeping the best epoch so far.
+
+The history is a list of one dict per epoch (``epoch``, ``loss``, ``accuracy``, ``val_loss``,
+``val_accuracy``, ``seconds``, ``flows_per_s``), ready for JSON and for the training figures. A rich progress
+bar on stderr shows the epoch, the running loss, the last validation loss and the throughput.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from iotids.errors import InvalidParameterError
+
+__all__ = ["FitOutcome", "fit_module", "predict_logits", "seeded"]
+
+#: Rows per forward pass when scoring (inference); large enough to amortise per-call overhead.
+PREDICT_BATCH = 2048
+
+
+@dataclass
+class FitOutcome:
+    """What :func:`fit_module` did: the per-epoch history and how training ended."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int = 0
+    stopped_early: bool = False
+    interrupted: bool = False
+    seconds: float = 0.0
+    flows_per_s: float = 0.0
+
+
+@contextmanager
+def seeded(random_state: int) -> Iterator[None]:
+    """Seed torch's global generator and switch on deterministic algorithms, restoring the setting afterwards."""
+    previous = torch.are_deterministic_algorithms_enabled()
+    previous_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.manual_seed(random_state)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous, warn_only=previous_warn)
+
+
+def predict_logits(module: nn.Module, X: torch.Tensor, batch_size: int = PREDICT_BATCH) -> torch.Tensor:
+    """Logits of every row in eval mode, without autograd, ``batch_size`` rows per forward pass."""
+    module.eval()
+    with torch.inference_mode():
+        if len(X) <= batch_size:
+            return module(X)
+        return torch.cat([module(X[i : i + batch_size]) for i in range(0, len(X), batch_size)])
+
+
+def _class_weights(y: torch.Tensor, class_weight: str | None) -> torch.Tensor | None:
+    """Per-class weights ``n / (2 n_c)`` for ``"balanced"``, else ``None``."""
+    if class_weight is None:
+        return None
+    n, n_pos = len(y), float(y.sum())
+    return torch.tensor([n / (2 * max(n - n_pos, 1.0)), n / (2 * max(n_pos, 1.0))], dtype=torch.float32)
+
+
+def _loss(logits: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None, reduction: str = "mean") -> torch.Tensor:
+    weight = None if weights is None else weights[y.long()]
+    return F.binary_cross_entropy_with_logits(logits, y, weight=weight, reduction=reduction)
+
+
+def _evaluate(module: nn.Module, X: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None) -> tuple[float, float]:
+    logits = predict_logits(module, X)
+    loss = float(_loss(logits, y, weights))
+    accuracy = float(((logits > 0).float() == y).float().mean())
+    return loss, accuracy
+
+
+def _progress(enabled: bool, description: str) -> Any:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}  val {task.fields[val_loss]}  {task.fields[rate]} flows/s"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        disable=not enabled,
+    )
+
+
+def fit_module(
+    module: nn.Module,
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    eval_set: tuple[np.ndarray, np.ndarray] | None,
+    learning_rate: float,
+    batch_size: int,
+    max_epochs: int,
+    patience: int,
+    min_delta: float = 0.0,
+    class_weight: str | None = None,
+    schedule: str = "constant",
+    random_state: int = 0,
+    progress: bool = False,
+    description: str = "training",
+) -> FitOutcome:
+    """Train ``module`` in place; on return it holds the weights of the best validation epoch.
+
+    Parameters
+    ----------
+    module : maps float32 ``(b, d)`` to logits ``(b,)``.
+    X, y : training rows (float32) and 0/1 labels.
+    eval_set : validation rows and labels for early stopping; ``None`` trains ``max_epochs`` epochs.
+    learning_rate, batch_size, max_epochs : Adam's step size, rows per step, epoch budget.
+    patience, min_delta : stop after ``patience`` epochs whose validation loss is not below the best minus
+        ``min_delta``.
+    class_weight : ``None`` or ``"balanced"`` (each class weighs half of the loss).
+    schedule : ``"constant"`` learning rate; ``"cosine"`` (from ``learning_rate`` down to 0 along a half cosine
+        over the ``max_epochs`` budget); or ``"onecycle"`` (warm up to ``learning_rate`` over the first 30 % of
+        the budget, then anneal to 1/10,000 of it). Both are stepped per batch.
+    random_state : seeds the shuffling (and, through :func:`seeded`, dropout).
+    progress : show a rich progress bar on stderr.
+    """
+    X_t = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+    y_t = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))
+    val = None
+    if eval_set is not None:
+        val = (torch.from_numpy(np.ascontiguousarray(eval_set[0], dtype=np.float32)),
+               torch.from_numpy(np.ascontiguousarray(eval_set[1], dtype=np.float32)))
+    weights = _class_weights(y_t, class_weight)
+    optimizer = torch.optim.Adam(module.parameters(), lr=learning_rate)
+    generator = torch.Generator().manual_seed(random_state)
+    n = len(X_t)
+    n_batches = math.ceil(n / batch_size)
+    scheduler = None
+    if schedule == "onecycle":
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=learning_rate,
+                                                        total_steps=max_epochs * n_batches)
+    elif schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_epochs * n_batches)
+    elif schedule != "constant":
+        raise InvalidParameterError(
+            f"The 'schedule' parameter of fit_module must be 'constant', 'cosine' or 'onecycle'. Got {schedule!r}."
+        )
+    outcome = FitOutcome()
+    best_loss, best_state = math.inf, None
+    bad_epochs = 0
+    start = time.perf_counter()
+    with _progress(progress, description) as bar:
+        task = bar.add_task(description, total=max_epochs * n_batches, loss="-", val_loss="-", rate="-")
+        try:
+            for epoch in range(1, max_epochs + 1):
+                bar.update(task, description=f"epoch {epoch}/{max_epochs}")
+                module.train()
+                order = torch.randperm(n, generator=generator)
+                X_epoch, y_epoch = X_t[order], y_t[order]
+                tick = time.perf_counter()
+                loss_sum = correct = 0.0
+                for i in range(0, n, batch_size):
+                    xb, yb = X_epoch[i : i + batch_size], y_epoch[i : i + batch_size]
+                    optimizer.zero_grad(set_to_none=True)
+                    logits = module(xb)
+                    loss = _loss(logits, yb, weights)
+                    loss.backward()
+                    optimizer.step()
+                    if scheduler is not None:
+                        scheduler.step()
+                    loss_sum += loss.item() * len(yb)
+                    correct += float(((logits.detach() > 0).float() == yb).sum())
+                    seen = min(i + batch_size, n)
+                    bar.update(task, advance=1, loss=f"{loss_sum / seen:.4f}",
+                               rate=f"{seen / (time.perf_counter() - tick):,.0f}")
+                seconds = time.perf_counter() - tick
+                record: dict[str, Any] = {"epoch": epoch, "loss": loss_sum / n, "accuracy": correct / n,
+                                          "val_loss": None, "val_accuracy": None, "seconds": seconds,
+                                          "flows_per_s": n / seconds}
+                if val is not None:
+                    record["val_loss"], record["val_accuracy"] = _evaluate(module, *val, weights)
+                    bar.update(task, val_loss=f"{record['val_loss']:.4f}")
+                outcome.history.append(record)
+                monitored = record["val_loss"] if val is not None else record["loss"]
+                if monitored < best_loss - min_delta:
+                    best_loss, bad_epochs, outcome.best_epoch = monitored, 0, epoch
+                    best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+                else:
+                    bad_epochs += 1
+                    if val is not None and bad_epochs >= patience:
+                        outcome.stopped_early = True
+                        break
+        except KeyboardInterrupt:
+            if best_state is None:
+                raise
+            outcome.interrupted = True
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    module.eval()
+    outcome.seconds = time.perf_counter() - start
+    epochs_seconds = sum(r["seconds"] for r in outcome.history)
+    outcome.flows_per_s = n * len(outcome.history) / epochs_seconds if epochs_seconds else 0.0
+    return outcome

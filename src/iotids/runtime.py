@@ -1,0 +1,309 @@
+"""The fast inference path: one ONNX graph (preprocessing + network + sigmoid), scored with ONNX Runtime.
+
+``export_onnx(model_dir)`` writes ``model_dir/model.onnx``: raw canonical features in (float32, the model's
+``feature_columns`` order), scores out. The preprocessing (signed log1p, min/max scaling with clipping, protocol
+one-hot with "other") is expressed in torch ops inside the exported module, so a stream feeds the columns it
+reads and gets probabilities. The file carries the model's name, threshold, columns and a fingerprint of the
+model files it was made from.
+
+``load_scorer(model_dir)`` returns a :class:`Scorer`: ONNX Runtime when ``model.onnx`` exists and matches the
+model files (``backend="auto"``), otherwise the PyTorch model. This is the only module that imports onnxruntime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from iotids.errors import InvalidParameterError, ModelFileError
+
+if TYPE_CHECKING:
+    import torch
+
+ONNX_FILE = "model.onnx"
+MANIFEST = "manifest.json"  # iotids.artifacts.MANIFEST
+OPSET = 17
+_INPUT, _OUTPUT = "features", "score"
+BACKENDS = ("auto", "onnx", "torch")
+#: An export whose scores differ more than this from PyTorch's on the check rows is refused.
+MAX_EXPORT_DIFFERENCE = 1e-5
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Raw canonical features -> scores; what ``detect`` and ``serve`` need of a model."""
+
+    name: str
+    backend: str
+    threshold: float
+    feature_columns: tuple[str, ...]
+
+    def score_matrix(self, X: np.ndarray) -> np.ndarray:
+        """float32 (n, len(feature_columns)) raw values -> float32 (n,) scores, higher = attack."""
+        ...
+
+
+def _threads(threads: int | None) -> int:
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise InvalidParameterError(f"The 'threads' parameter must be an int >= 1. Got {threads!r} instead.")
+    return threads or max(1, min(2, os.cpu_count() or 1))
+
+
+class TorchScorer:
+    """The PyTorch model of a model directory (the fallback when there is no usable ONNX file)."""
+
+    backend = "torch"
+
+    def __init__(self, model_dir: str | Path, *, threads: int | None = None) -> None:
+        import torch
+
+        from iotids.artifacts import load_model
+
+        torch.set_num_threads(_threads(threads))
+        self.model = load_model(model_dir)
+        self.name = str(self.model.name)
+        self.threshold = float(self.model.threshold)
+        self.feature_columns = tuple(self.model.feature_columns)
+
+    def score_matrix(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model.score_matrix(np.ascontiguousarray(X, np.float32)), np.float32)
+
+
+class OnnxScorer:
+    """An exported ``model.onnx`` run by ONNX Runtime on the CPU.
+
+    ``threads`` intra-op threads (default 1: in ``detect`` the reader works on the other core, and one thread
+    wastes no time spinning). Rows are scored ``chunk_rows`` at a time: measured on the default model, 2,048-row
+    runs are about 35 % faster per row than 8,192-row ones (the activations stay in cache).
+    """
+
+    backend = "onnx"
+    chunk_rows = 2048
+
+    def __init__(self, path: str | Path, *, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = _threads(threads) if threads is not None else 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelFileError(f"{path}: not a readable ONNX model ({exc}); run `iotids export` again") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        try:
+            self.name = meta["iotids.name"]
+            self.threshold = float(meta["iotids.threshold"])
+            self.feature_columns = tuple(json.loads(meta["iotids.feature_columns"]))
+            self.fingerprint = meta["iotids.fingerprint"]
+        except (KeyError, ValueError) as exc:
+            raise ModelFileError(f"{path}: not exported by iotids (metadata {exc} missing)") from None
+
+    def score_matrix(self, X: np.ndarray) -> np.ndarray:
+        X = np.ascontiguousarray(X, np.float32)
+        if len(X) <= self.chunk_rows:
+            return self.session.run([_OUTPUT], {_INPUT: X})[0]
+        return np.concatenate([self.session.run([_OUTPUT], {_INPUT: X[i : i + self.chunk_rows]})[0]
+                               for i in range(0, len(X), self.chunk_rows)])
+
+
+def fingerprint(model_dir: str | Path) -> str:
+    """SHA-256 of the model's manifest, which records the SHA-256 of every model file (see
+    :mod:`iotids.artifacts`): any retraining or change of the model files changes it. Read without importing
+    the training stack, so that ``detect`` and ``serve`` start fast."""
+    path = Path(model_dir) / MANIFEST
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot be read ({exc.strerror or exc}); not an iotids model directory") from None
+
+
+def load_scorer(model_dir: str | Path, *, backend: str = "auto", threads: int | None = None) -> Scorer:
+    """The scorer of a model directory.
+
+    Parameters
+    ----------
+    backend : ``"onnx"`` (``model.onnx`` must exist and match the model), ``"torch"``, or ``"auto"``: ONNX
+        Runtime when it can be used, else PyTorch (with a warning when the ONNX file is stale).
+    threads : inference threads (default: 1 for ONNX Runtime, see :class:`OnnxScorer`; up to 2 for PyTorch).
+    """
+    if backend not in BACKENDS:
+        raise InvalidParameterError(f"The 'backend' parameter must be one of {', '.join(BACKENDS)}. Got "
+                                    f"{backend!r} instead.")
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise ModelFileError(f"{model_dir}: no such model directory (train one with `iotids train`)")
+    onnx_path = model_dir / ONNX_FILE
+    if backend == "torch" or (backend == "auto" and not onnx_path.exists()):
+        return TorchScorer(model_dir, threads=threads)
+    if not onnx_path.exists():
+        raise ModelFileError(f"{onnx_path} does not exist; create it with `iotids export --model {model_dir}`")
+    scorer = OnnxScorer(onnx_path, threads=threads)
+    if scorer.fingerprint != fingerprint(model_dir):
+        message = f"{onnx_path} was exported from other model files; run `iotids export --model {model_dir}`"
+        if backend == "onnx":
+            raise ModelFileError(message)
+        warnings.warn(message + " (scoring with PyTorch meanwhile)", stacklevel=2)
+        return TorchScorer(model_dir, threads=threads)
+    return scorer
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Export
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What ``export_onnx`` wrote and how closely ONNX Runtime matches PyTorch on sample rows."""
+
+    path: Path
+    size_bytes: int
+    rows: int
+    max_abs_diff: float
+
+
+def scoring_module(model: Any) -> torch.nn.Module:
+    """A torch module computing the model's scores from raw canonical features: preprocessing + net + sigmoid.
+
+    The CNN-LSTM's Conv1d/MaxPool1d blocks are rewritten as the equivalent Conv2d/MaxPool2d over a height-1
+    image (same weights): ONNX Runtime's 2-D kernels score the default model about 1.7 times faster per CPU
+    second than its 1-D ones (measured: 235k against 140k flows per CPU-second, one thread).
+    """
+    import torch
+    from torch import nn
+
+    params = model.preprocessor.torch_parameters()
+    net = model.detector.module_
+    cnn2d = _as_conv2d(net.cnn) if all(hasattr(net, a) for a in ("cnn", "lstm", "dropout", "dense")) else None
+
+    class Scoring(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+            self.cnn2d = cnn2d
+            index = list(params["numeric_index"])
+            self.first = index[0] if index == list(range(index[0], index[0] + len(index))) else None
+            self.register_buffer("numeric", torch.as_tensor(index, dtype=torch.long))
+            self.register_buffer("log", torch.as_tensor(params["log_mask"], dtype=torch.bool))
+            self.register_buffer("low", torch.as_tensor(params["min"], dtype=torch.float32))
+            self.register_buffer("scale", torch.as_tensor(params["scale"], dtype=torch.float32))
+            self.protocol = params.get("protocol_index")
+            self.register_buffer("categories", torch.as_tensor(params.get("categories", []), dtype=torch.float32))
+
+        def forward(self, raw: torch.Tensor) -> torch.Tensor:
+            if self.first is not None:  # contiguous columns: a slice, cheaper than a gather
+                x = raw[:, self.first : self.first + len(self.numeric)]
+            else:
+                x = raw.index_select(1, self.numeric)
+            x = torch.where(self.log, torch.sign(x) * torch.log1p(torch.abs(x)), x)
+            x = torch.clamp((x - self.low) * self.scale, 0.0, 1.0)
+            x = torch.where(torch.isnan(x), torch.zeros_like(x), x)  # as transform_matrix: missing -> 0
+            if self.protocol is not None:
+                proto = raw[:, self.protocol : self.protocol + 1]
+                hot = (proto == self.categories).to(torch.float32)
+                other = 1.0 - hot.sum(dim=1, keepdim=True).clamp(max=1.0)
+                x = torch.cat([x, hot, other], dim=1)
+            if self.cnn2d is None:
+                return torch.sigmoid(self.net(x))
+            sequence = self.cnn2d(x.unsqueeze(1).unsqueeze(2)).squeeze(2).transpose(1, 2)
+            _, (hidden, _) = self.net.lstm(sequence)
+            return torch.sigmoid(self.net.dense(self.net.dropout(hidden[-1])).squeeze(1))
+
+    return Scoring().eval()
+
+
+def _as_conv2d(cnn: Any) -> Any:
+    """Conv1d/MaxPool1d/ReLU layers as Conv2d/MaxPool2d/ReLU over (b, c, 1, L); None for any other layer."""
+    from torch import nn
+
+    layers: list[nn.Module] = []
+    for layer in cnn:
+        if (isinstance(layer, nn.Conv1d) and layer.groups == 1 and layer.padding_mode == "zeros"
+                and isinstance(layer.padding, tuple)):
+            conv = nn.Conv2d(layer.in_channels, layer.out_channels, (1, layer.kernel_size[0]),
+                             stride=(1, layer.stride[0]), padding=(0, layer.padding[0]),
+                             dilation=(1, layer.dilation[0]), bias=layer.bias is not None)
+            conv.weight.data = layer.weight.detach().unsqueeze(2).clone()
+            if layer.bias is not None:
+                conv.bias.data = layer.bias.detach().clone()
+            layers.append(conv)
+        elif isinstance(layer, nn.MaxPool1d) and not isinstance(layer.kernel_size, tuple):
+            layers.append(nn.MaxPool2d((1, layer.kernel_size), (1, layer.stride), (0, layer.padding),
+                                       ceil_mode=layer.ceil_mode))
+        elif isinstance(layer, nn.ReLU):
+            layers.append(nn.ReLU())
+        else:
+            return None
+    return nn.Sequential(*layers).eval()
+
+
+def export_onnx(model_dir: str | Path, out: str | Path | None = None, *, check_rows: int = 4096) -> ExportReport:
+    """Export a trained model with its preprocessing to ONNX and check ONNX Runtime against PyTorch.
+
+    The check scores ``check_rows`` rows drawn uniformly over each feature's training range (widened by 10 %
+    on both sides, to exercise the clipping) with ONNX Runtime and with the model's PyTorch scoring; the file is
+    written (atomically) only when they agree within ``MAX_EXPORT_DIFFERENCE``.
+
+    Raises
+    ------
+    ModelFileError
+        The model directory cannot be loaded, or the exported graph does not reproduce its scores.
+    """
+    import onnx
+    import torch
+
+    from iotids.artifacts import load_model
+
+    model_dir = Path(model_dir)
+    model = load_model(model_dir)
+    module = scoring_module(model)
+    columns = list(model.feature_columns)
+    rows = sample_rows(model, check_rows)
+    target = Path(out) if out is not None else model_dir / ONNX_FILE
+    tmp = target.with_name(f".{target.name}.tmp")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
+        with torch.no_grad():
+            torch.onnx.export(
+                module, (torch.from_numpy(rows[:2]),), str(tmp), dynamo=False, input_names=[_INPUT],
+                output_names=[_OUTPUT], dynamic_axes={_INPUT: {0: "flows"}, _OUTPUT: {0: "flows"}},
+                opset_version=OPSET,
+            )
+    graph = onnx.load(str(tmp))
+    meta = {"iotids.name": str(model.name), "iotids.threshold": repr(float(model.threshold)),
+            "iotids.feature_columns": json.dumps(columns), "iotids.fingerprint": fingerprint(model_dir)}
+    for key, value in meta.items():
+        graph.metadata_props.add(key=key, value=value)
+    onnx.save(graph, str(tmp))
+    expected = np.asarray(model.score_matrix(rows), np.float32)  # the model's own PyTorch scoring
+    difference = float(np.abs(OnnxScorer(tmp, threads=1).score_matrix(rows) - expected).max())
+    if not difference <= MAX_EXPORT_DIFFERENCE:
+        tmp.unlink()
+        raise ModelFileError(f"{model_dir}: the ONNX graph does not reproduce the model's scores (max abs "
+                             f"difference {difference:.2e} > {MAX_EXPORT_DIFFERENCE:g}); nothing written")
+    os.replace(tmp, target)
+    return ExportReport(target, target.stat().st_size, len(rows), difference)
+
+
+def sample_rows(model: Any, n: int, random_state: int = 0) -> np.ndarray:
+    """Rows drawn over the training range of each raw column (protocols from the known categories)."""
+    params = model.preprocessor.torch_parameters()
+    rng = np.random.default_rng(random_state)
+    rows = np.zeros((n, len(model.feature_columns)), np.float32)
+    low, high = np.asarray(params["raw_min"], np.float64), np.asarray(params["raw_max"], np.float64)
+    margin = 0.1 * (high - low)
+    rows[:, params["numeric_index"]] = rng.uniform(low - margin, high + margin, (n, len(low)))
+    if params.get("protocol_index") is not None:
+        choices = [*params["categories"], 99.0]
+        rows[:, params["protocol_index"]] = rng.choice(choices, n)
+    return rows
