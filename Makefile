@@ -18,7 +18,7 @@ venv: $(BIN)/iotids
 
 demo: venv
 	$(BIN)/iotids data inspect $(DATA)
-	$(BIN)/iotids train --data $(DATA) --out $(OUT) > $(OUT).metrics.json
+	$(BIN)/iotids train --data $(DATA) --out $(OUT) --seed 0
 	$(BIN)/iotids export --model $(OUT)
 	@echo "report: $(OUT)/report.html (and report.md); metrics: $(OUT)/metrics.json"
 	@echo "next: $(BIN)/iotids detect --model $(OUT) --input FLOWS.csv"
