@@ -18,7 +18,7 @@ from iotids.cli import app
 from iotids.errors import DataFormatError, InvalidParameterError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
 
     from iotids.stream import FlowBlock
 
@@ -30,6 +30,9 @@ def detect(
                                                                "JSON lines; '-' reads stdin")] = "-",
     pcap: Annotated[Path | None, typer.Option("--pcap", help="a packet capture (pcap/pcapng): build its "
                                                            "CICFlowMeter flows and score them")] = None,
+    interface: Annotated[str | None, typer.Option("--interface", help="capture live on this network interface "
+                                                                      "(root or CAP_NET_RAW); flows are scored as "
+                                                                      "they end or time out")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="keep reading as the file grows")] = False,
     alerts: Annotated[Path | None, typer.Option("--alerts", help="append alerts to this file (default: "
                                                                   "stdout)")] = None,
@@ -50,19 +53,28 @@ def detect(
     """Score flow records in micro-batches and write one EVE JSON line per alert.
 
     Statistics go to stderr every --stats-every seconds and at the end (last line: JSON). SIGTERM or Ctrl-C
-    stops reading; the records already read are scored and written before exiting.
+    stops reading; the records already read are scored and written before exiting (with --interface, the flows
+    still open are ended and scored too).
     """
+    from iotids.flows.live import iter_live_frames
     from iotids.runtime import load_scorer
     from iotids.stream import AlertWriter, RejectWriter, iter_blocks, run_stream
 
     _log_to_stderr()
-    if pcap is not None and (input_path != "-" or follow):
-        raise InvalidParameterError("--pcap reads a capture file; it cannot be combined with --input or --follow.")
-    scorer = load_scorer(model, backend=backend, threads=threads)
+    if pcap is not None and (input_path != "-" or follow or interface is not None):
+        raise InvalidParameterError("--pcap reads a capture file; it cannot be combined with --input, --follow or "
+                                    "--interface.")
+    if interface is not None and (input_path != "-" or follow):
+        raise InvalidParameterError("--interface captures live; it cannot be combined with --input or --follow.")
     stop = threading.Event()
+    frames = None if interface is None else iter_live_frames(interface, stop=stop)
+    scorer = load_scorer(model, backend=backend, threads=threads)
     if pcap is not None:
         blocks = _pcap_blocks(pcap, scorer.feature_columns)
         input_path = str(pcap)
+    elif frames is not None:
+        input_path = f"interface {interface}"
+        blocks = _live_blocks(frames, scorer.feature_columns, input_path)
     else:
         blocks = iter_blocks(input_path, scorer.feature_columns, fmt=fmt, follow=follow, stop=stop)  # type: ignore[arg-type]
     with ExitStack() as stack:
@@ -86,16 +98,33 @@ def detect(
 def _pcap_blocks(pcap: Path, columns: tuple[str, ...]) -> Iterator[FlowBlock]:
     """Flows built from a capture with the CICFlowMeter variant whose features the model reads."""
     from iotids.flows import iter_flow_tables
-    from iotids.schema import FLAVOR_FEATURES
     from iotids.stream import blocks_from_tables
+
+    flavor = _model_flavor(columns, "--pcap")
+    if not pcap.is_file():
+        raise DataFormatError("no such capture file", path=pcap)
+    return blocks_from_tables(iter_flow_tables(str(pcap), flavor=flavor), columns, source=str(pcap))
+
+
+def _live_blocks(frames: Iterable[tuple[float, bytes] | None], columns: tuple[str, ...],
+                 source: str) -> Iterator[FlowBlock]:
+    """Flows of live Ethernet frames (in time order), as they end or time out."""
+    from iotids.flows import iter_flow_tables
+    from iotids.stream import blocks_from_tables
+
+    tables = iter_flow_tables(frames, flavor=_model_flavor(columns, "--interface"), linktype=1, reorder_window=0)
+    return blocks_from_tables(tables, columns, source=source)
+
+
+def _model_flavor(columns: tuple[str, ...], option: str) -> str:
+    """The CICFlowMeter variant that computes every feature the model reads (``option`` names the flag)."""
+    from iotids.schema import FLAVOR_FEATURES
 
     needed = set(columns) - {"protocol"}
     flavor = next((f for f in ("cicids2017", "engelen2021") if needed <= set(FLAVOR_FEATURES[f])), None)
     if flavor is None:
-        raise InvalidParameterError("--pcap: no CICFlowMeter variant computes every feature this model reads.")
-    if not pcap.is_file():
-        raise DataFormatError("no such capture file", path=pcap)
-    return blocks_from_tables(iter_flow_tables(str(pcap), flavor=flavor), columns, source=str(pcap))
+        raise InvalidParameterError(f"{option}: no CICFlowMeter variant computes every feature this model reads.")
+    return flavor
 
 
 def _log_to_stderr() -> None:
