@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -70,6 +71,26 @@ def test_loopback_traffic_becomes_flows() -> None:
     # SYN, ACK, data, FIN/ACK, ACK forward; SYN/ACK, ACK of data, FIN/ACK backward (delayed ACKs may merge)
     assert connection["fwd_packets"] >= 4 and connection["bwd_packets"] >= 2
     assert connection["fwd_packets"] + connection["bwd_packets"] <= 10
+
+
+def test_flush_marker_times_flows_out_by_the_wall_clock() -> None:
+    """A live source's flows end once they time out by the wall clock, not only at the next packet or at the end."""
+    udp = bytes.fromhex(  # Ethernet + IPv4 + UDP 10.0.0.1:5000 -> 10.0.0.2:53, 4 bytes of payload
+        "000000000002000000000001080045000020000100004011" "0000" "0a0000010a000002" "13880035000c0000" "61626364")
+    state = {"exhausted": False}
+
+    def source():  # two datagrams now (one-packet flows are dropped), then only flush markers: a quiet network
+        yield time.time(), udp
+        yield time.time(), udp
+        for _ in range(30):
+            time.sleep(0.1)
+            yield None
+        state["exhausted"] = True
+
+    tables = iter_flow_tables(source(), flavor="cicids2017", flow_timeout=1.0, reorder_window=0)
+    first = next(tables)
+    assert not state["exhausted"]  # the flow came while the capture was still running
+    assert first.to_pylist()[0]["dst_port"] == 53
 
 
 def test_unknown_interface_is_refused() -> None:

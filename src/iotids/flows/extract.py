@@ -11,6 +11,7 @@ it ends or times out.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -134,6 +135,12 @@ class FlowTable:
             self._last_sweep = now
         return pa.concat_tables(parts) if parts else None
 
+    def expire(self, now_us: int) -> pa.Table | None:
+        """The flows that timed out by ``now_us`` (a live capture's clock), though no packet came to say so."""
+        parts: list[pa.Table] = []
+        self._sweep(max(now_us, int(self.M[E.M_LAST_TS])), False, parts)
+        return pa.concat_tables(parts) if parts else None
+
     def finish(self) -> pa.Table | None:
         """End of the capture: every open flow ends (and the table is empty again)."""
         parts: list[pa.Table] = []
@@ -235,7 +242,9 @@ def iter_flow_tables(source: Source, *,
     """Finished flows as Arrow tables (identifier and feature columns, canonical names), as they end.
 
     ``source`` is a capture path, a list of paths (each file is its own capture, as CICFlowMeter treats them),
-    or an iterable of live frames ``(seconds, bytes)`` of link type ``linktype`` (``None`` items flush).
+    or an iterable of live frames ``(seconds, bytes)`` of link type ``linktype`` stamped with the wall clock
+    (``time.time()``); a ``None`` item flushes: held packets are processed and flows idle past their timeout by
+    the wall clock end, so a quiet network still gets its verdicts.
     ``reorder_window`` (seconds) sorts packets by time within that window (0 keeps the file order).
     """
     _check_parameters(flavor, flow_timeout, activity_timeout, tombstone_ttl)
@@ -263,10 +272,11 @@ def _pipeline(captures: Iterable[Iterator[FrameBatch | None]], flavor: str, flow
                           tombstone_ttl=tombstone_ttl)
         reorder = _Reorder(window_us)
         for batch in batches:
-            if batch is None:  # a live source's flush: the packets held for sorting go now
-                held = reorder.drain()
+            if batch is None:  # a live source's flush: the packets held for sorting go now, and by the
+                held = reorder.drain()  # wall clock (live frames are stamped with it) idle flows time out
                 if held is not None and len(held):
                     yield from _emit(table.feed(_count(held, stats, flavor)), stats)
+                yield from _emit(table.expire(round(time.time() * 1_000_000)), stats)
                 continue
             stats.frames += len(batch)
             stats.linktypes[batch.linktype] = stats.linktypes.get(batch.linktype, 0) + len(batch)
