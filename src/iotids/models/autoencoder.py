@@ -22,7 +22,8 @@ Shone model in its own ONNX sub-directory ``head/``. Nothing is pickled.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -46,7 +47,7 @@ from iotids.models.baselines import (
     read_model_dir,
     write_model_dir,
 )
-from iotids.models.threshold import threshold_for_far
+from iotids.models.threshold import threshold_for_f1, threshold_for_far
 
 __all__ = ["AutoencoderDetector", "StackedAutoencoderDetector"]
 
@@ -97,6 +98,18 @@ def _encode(module: _Autoencoder, X: np.ndarray) -> np.ndarray:
                                for part in iter_chunks(X.shape[0], _SCORE_BATCH)]).astype(np.float32, copy=False)
 
 
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Layers this narrow train faster on one torch thread (7x on a busy 2-core machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@_one_thread()
 def _train(
     module: _Autoencoder,
     X: np.ndarray,
@@ -113,27 +126,6 @@ def _train(
 
     Returns the history: one ``{"epoch", "loss", "val_loss"}`` per epoch (``val_loss`` NaN without ``X_val``).
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # layers this narrow train faster on one thread (7x on a busy 2-core machine)
-    try:
-        return _train_loop(module, X, X_val, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                           patience=patience, seed=seed, label=label)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _train_loop(
-    module: _Autoencoder,
-    X: np.ndarray,
-    X_val: np.ndarray | None,
-    *,
-    epochs: int,
-    batch_size: int,
-    learning_rate: float,
-    patience: int,
-    seed: int,
-    label: str,
-) -> list[dict[str, float]]:
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(module.parameters(), lr=learning_rate)
@@ -169,15 +161,6 @@ def _train_loop(
         module.load_state_dict(best_state)
     module.eval()
     return history
-
-
-def threshold_for_f1(scores: np.ndarray, y: np.ndarray) -> float:
-    """The score threshold (flag when ``score >= threshold``) with the highest F1 on these rows."""
-    from sklearn.metrics import precision_recall_curve
-
-    precision, recall, thresholds = precision_recall_curve(y, scores)
-    f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], np.finfo(np.float64).tiny)
-    return float(thresholds[int(np.argmax(f1))])
 
 
 def choose_threshold(errors: np.ndarray, y: np.ndarray, *, objective: str, target_far: float) -> float:

@@ -2,7 +2,8 @@
 
 A flow is flagged when ``score >= threshold``. The default 0.5 suits detectors whose score is a probability.
 :func:`threshold_for_far` instead picks the lowest threshold whose false alarm rate on the given (validation)
-rows does not exceed a target, i.e. it flags as many attacks as that budget of benign flags allows.
+rows does not exceed a target, i.e. it flags as many attacks as that budget of benign flags allows;
+:func:`threshold_for_f1` the one with the best F1 (the anomaly autoencoder's default).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import numpy as np
 
 from iotids.errors import InvalidParameterError
 
-__all__ = ["DEFAULT_THRESHOLD", "threshold_for_far"]
+__all__ = ["DEFAULT_THRESHOLD", "threshold_for_f1", "threshold_for_far"]
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -38,3 +39,12 @@ def threshold_for_far(scores: np.ndarray, y: np.ndarray, target_far: float) -> f
         raise InvalidParameterError("threshold_for_far needs benign (0) rows among the validation rows; got none.")
     allowed = min(int(np.floor(target_far * benign.size + 1e-9)), benign.size - 1)
     return float(np.nextafter(benign[allowed], np.float32(np.inf)))
+
+
+def threshold_for_f1(scores: np.ndarray, y: np.ndarray) -> float:
+    """The score threshold (flag when ``score >= threshold``) with the highest F1 on these rows."""
+    from sklearn.metrics import precision_recall_curve
+
+    precision, recall, thresholds = precision_recall_curve(y, scores)
+    f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], np.finfo(np.float64).tiny)
+    return float(thresholds[int(np.argmax(f1))])
