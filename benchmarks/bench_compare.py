@@ -104,7 +104,7 @@ def main() -> None:
     lines = [
         "## Comparison of all detectors (`iotids compare`)",
         "",
-        f"Machine: {os.cpu_count()}-core AMD EPYC (AVX-512/AMX), 24 GiB, {platform.machine()}, Python "
+        f"Machine: {os.cpu_count()}-core AMD EPYC (AVX2 only exposed), 24 GiB, {platform.machine()}, Python "
         f"{platform.python_version()}; shared with other jobs: load average {load_before[0]:.1f} before, "
         f"{load_compare[0]:.1f} after the compare run, {load_after[0]:.1f} at the end.",
         "",

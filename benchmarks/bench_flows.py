@@ -194,7 +194,7 @@ def render(rows: list, cfm: dict | None, args: argparse.Namespace, load_before: 
     lines = [
         "## flows: `iotids flows` (pcap -> CICFlowMeter flows)",
         "",
-        f"Machine: 2-core AMD EPYC (AVX-512/AMX), 24 GiB; {cpu}, Python {platform.python_version()}. "
+        f"Machine: 2-core AMD EPYC (AVX2 only exposed), 24 GiB; {cpu}, Python {platform.python_version()}. "
         f"Load average before/after: {load_before[0]:.2f}/{load_after[0]:.2f} (other sessions were running).",
         "",
         f"Command: `python benchmarks/bench_flows.py --packets {args.packets} --repeat {args.repeat}"
