@@ -204,29 +204,19 @@ def _frames_from_iterable(frames: Iterable[Frame], linktype: int, batch_size: in
     buffer: list[bytes] = []
     stamps: list[int] = []
 
-    def flush() -> FrameBatch:
-        sizes = np.fromiter((len(f) for f in buffer), np.int32, len(buffer))
-        offsets = np.zeros(len(buffer), np.int64)
-        np.cumsum(sizes[:-1], out=offsets[1:])
-        batch = FrameBatch(linktype, np.frombuffer(b"".join(buffer), np.uint8), offsets, sizes,
-                           np.asarray(stamps, np.int64))
-        buffer.clear()
-        stamps.clear()
-        return batch
-
     for item in frames:
         if item is None:
             if buffer:
-                yield flush()
+                yield FrameBatch.take_frames(linktype, buffer, stamps)
             yield None
             continue
         ts, frame = item
         buffer.append(bytes(frame))
         stamps.append(round(ts * 1_000_000))
         if len(buffer) >= batch_size:
-            yield flush()
+            yield FrameBatch.take_frames(linktype, buffer, stamps)
     if buffer:
-        yield flush()
+        yield FrameBatch.take_frames(linktype, buffer, stamps)
 
 
 def _is_paths(source: object) -> bool:

@@ -44,6 +44,17 @@ class FrameBatch:
     def __len__(self) -> int:
         return len(self.offsets)
 
+    @classmethod
+    def take_frames(cls, linktype: int, frames: list[bytes], stamps: list[int]) -> FrameBatch:
+        """A batch of the frames gathered in two lists (which are emptied for the next batch)."""
+        sizes = np.fromiter((len(f) for f in frames), np.int32, len(frames))
+        offsets = np.zeros(len(frames), np.int64)
+        np.cumsum(sizes[:-1], out=offsets[1:])
+        batch = cls(linktype, np.frombuffer(b"".join(frames), np.uint8), offsets, sizes, np.asarray(stamps, np.int64))
+        frames.clear()
+        stamps.clear()
+        return batch
+
 
 @dataclass(slots=True)
 class ReadStats:
@@ -140,16 +151,6 @@ def _pcapng_batches(stream: BinaryIO, path: str, max_frames: int, stats: ReadSta
     frames: list[bytes] = []
     stamps: list[int] = []
 
-    def flush() -> FrameBatch:
-        sizes = np.fromiter((len(f) for f in frames), np.int32, len(frames))
-        offsets = np.zeros(len(frames), np.int64)
-        np.cumsum(sizes[:-1], out=offsets[1:])
-        batch = FrameBatch(linktype, np.frombuffer(b"".join(frames), np.uint8), offsets, sizes,
-                           np.asarray(stamps, np.int64))
-        frames.clear()
-        stamps.clear()
-        return batch
-
     try:
         for ts, frame in reader:
             frames.append(bytes(frame))
@@ -157,11 +158,11 @@ def _pcapng_batches(stream: BinaryIO, path: str, max_frames: int, stats: ReadSta
             stats.frames += 1
             stats.bytes += len(frame)
             if len(frames) == max_frames:
-                yield flush()
+                yield FrameBatch.take_frames(linktype, frames, stamps)
     except (ValueError, dpkt.dpkt.NeedData, dpkt.dpkt.UnpackError, EOFError):
         stats.truncated += 1
     if frames:
-        yield flush()
+        yield FrameBatch.take_frames(linktype, frames, stamps)
 
 
 def read_frames(paths: Iterable[str | os.PathLike[str]], *, chunk_bytes: int = 8 << 20, max_frames: int = 65536,
