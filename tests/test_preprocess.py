@@ -86,6 +86,24 @@ def test_log_transform_choice() -> None:
         FlowPreprocessor(log_transform=["dst_port"]).fit(frame)
 
 
+def test_max_features_keeps_the_columns_that_carry_the_label() -> None:
+    frame = _frame(400)
+    rng = np.random.default_rng(1)
+    # the label is a threshold on fwd_init_win_bytes and flow_duration; the other columns are noise
+    frame["is_attack"] = ((frame["fwd_init_win_bytes"] == 8192) & (frame["flow_duration"] > 5e5)).astype(np.int8)
+    frame["fwd_packets"] = rng.integers(1, 1000, len(frame)).astype(np.float32)
+    pre = FlowPreprocessor(max_features=2).fit(frame)
+    assert pre.numeric_columns_ == ["flow_duration", "fwd_init_win_bytes"]  # canonical order kept
+    assert pre.dropped_["unimportant"] == ["fwd_packets", "fwd_bytes"]
+    by_bytes = (frame["fwd_bytes"] > frame["fwd_bytes"].median()).astype(np.int8)  # an explicit y wins
+    assert FlowPreprocessor(max_features=1).fit(frame, by_bytes).numeric_columns_ == ["fwd_bytes"]
+    assert FlowPreprocessor.from_json(pre.to_json()).numeric_columns_ == pre.numeric_columns_
+    with pytest.raises(InvalidParameterError, match="is_attack"):
+        FlowPreprocessor(max_features=2).fit(frame.drop(columns="is_attack"))
+    with pytest.raises(InvalidParameterError, match="max_features"):
+        FlowPreprocessor(max_features=0).fit(frame)
+
+
 def test_json_round_trip_gives_identical_output() -> None:
     frame = _frame()
     pre = FlowPreprocessor().fit(frame)

@@ -34,6 +34,10 @@ def train(
         "--target-far", help="Choose the threshold on the validation split for this false alarm rate "
                              "(default: threshold 0.5).",
     )] = None,
+    max_features: Annotated[int | None, typer.Option(
+        "--max-features", help="Keep only this many features, the most important to an extra-trees forest fitted "
+                               "on the training rows (default: all).",
+    )] = None,
     threads: Annotated[int | None, typer.Option("--threads", help="torch CPU threads (default: all cores).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:
@@ -44,6 +48,7 @@ def train(
     config = TrainConfig(
         data=tuple(str(p) for p in data), out=str(out), split=split, random_state=seed, max_epochs=epochs,
         grid=grid, target_far=target_far, model={} if threads is None else {"n_threads": threads},
+        preprocess={} if max_features is None else {"max_features": max_features, "random_state": seed},
         progress=not quiet,
     )
     result = train_model(config, log=log)

@@ -53,7 +53,9 @@ def _plot_history(history: Sequence[dict[str, Any]], key: str, title: str, ylabe
 
     fig, ax = _axes(ax)
     epochs = [int(r["epoch"]) for r in history]
-    ax.plot(epochs, [r[key] for r in history], marker="o", ms=3, label="training")
+    train = [(e, r[key]) for e, r in zip(epochs, history, strict=True) if r.get(key) is not None]
+    if train:
+        ax.plot(*zip(*train, strict=True), marker="o", ms=3, label="training")
     val = [(e, r[f"val_{key}"]) for e, r in zip(epochs, history, strict=True) if r.get(f"val_{key}") is not None]
     if val:
         ax.plot(*zip(*val, strict=True), marker="o", ms=3, label="validation")

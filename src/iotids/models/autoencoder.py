@@ -21,7 +21,7 @@ Shone model in its own ONNX sub-directory ``head/``. Nothing is pickled.
 
 from __future__ import annotations
 
-import math
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,11 +43,11 @@ from iotids.models.baselines import (
     check_param,
     iter_chunks,
     model_file_errors,
-    progress_bar,
     read_model_dir,
     write_model_dir,
 )
 from iotids.models.threshold import threshold_for_f1, threshold_for_far
+from iotids.models.training import fit_module
 
 __all__ = ["AutoencoderDetector", "StackedAutoencoderDetector"]
 
@@ -109,58 +109,16 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-@_one_thread()
-def _train(
-    module: _Autoencoder,
-    X: np.ndarray,
-    X_val: np.ndarray | None,
-    *,
-    epochs: int,
-    batch_size: int,
-    learning_rate: float,
-    patience: int,
-    seed: int,
-    label: str,
-) -> list[dict[str, float]]:
-    """Minimise the reconstruction MSE with Adam; early stopping on ``X_val`` restores the best weights.
-
-    Returns the history: one ``{"epoch", "loss", "val_loss"}`` per epoch (``val_loss`` NaN without ``X_val``).
-    """
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam(module.parameters(), lr=learning_rate)
-    data = torch.from_numpy(X)
-    history: list[dict[str, float]] = []
-    best, best_state, stale = math.inf, None, 0
-    with progress_bar() as progress:
-        task = progress.add_task(label, total=epochs, info="")
-        for epoch in range(1, epochs + 1):
-            module.train()
-            order = torch.randperm(data.shape[0], generator=generator)
-            total = 0.0
-            for start in range(0, data.shape[0], batch_size):
-                batch = data[order[start:start + batch_size]]
-                loss = ((module(batch) - batch) ** 2).mean()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += float(loss.detach()) * batch.shape[0]
-            val_loss = float(_row_errors(module, X_val).mean()) if X_val is not None else math.nan
-            history.append({"epoch": epoch, "loss": total / data.shape[0], "val_loss": val_loss})
-            progress.update(task, advance=1, info=f"loss {total / data.shape[0]:.5f} val {val_loss:.5f}")
-            if X_val is None:
-                continue
-            if val_loss < best:
-                best, stale = val_loss, 0
-                best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
-            else:
-                stale += 1
-                if stale >= patience:
-                    break
-    if best_state is not None:
-        module.load_state_dict(best_state)
-    module.eval()
-    return history
+def _train(module: nn.Module, X: np.ndarray, X_val: np.ndarray | None, *, owner: Any, seed: int,
+           label: str) -> list[dict[str, Any]]:
+    """Minimise the reconstruction MSE (:func:`~iotids.models.training.fit_module`, one torch thread); early
+    stopping on ``X_val`` restores the best weights. Returns the per-epoch history."""
+    with _one_thread():
+        outcome = fit_module(module, X, None, eval_set=None if X_val is None else (X_val, None),
+                             learning_rate=owner.learning_rate, batch_size=owner.batch_size,
+                             max_epochs=owner.epochs, patience=owner.patience, random_state=seed,
+                             progress=sys.stderr.isatty(), description=label, reconstruct=True)
+    return outcome.history
 
 
 def choose_threshold(errors: np.ndarray, y: np.ndarray, *, objective: str, target_far: float) -> float:
@@ -261,8 +219,7 @@ class AutoencoderDetector(BaseEstimator):
             raise InvalidParameterError("AutoencoderDetector learns benign traffic: the training rows hold none.")
         torch.manual_seed(self.random_state)
         module = self._build(X.shape[1])
-        self.history_ = _train(module, benign, benign_val, epochs=self.epochs, batch_size=self.batch_size,
-                               learning_rate=self.learning_rate, patience=self.patience, seed=self.random_state,
+        self.history_ = _train(module, benign, benign_val, owner=self, seed=self.random_state,
                                label="autoencoder (benign only)")
         self.module_ = module
         self.n_features_in_ = X.shape[1]
@@ -366,9 +323,8 @@ class StackedAutoencoderDetector(BaseEstimator):
         self.history_ = []
         codes, codes_val = X, X_val
         for i, module in enumerate(modules):
-            self.history_.append(_train(module, codes, codes_val, epochs=self.epochs, batch_size=self.batch_size,
-                                        learning_rate=self.learning_rate, patience=self.patience,
-                                        seed=self.random_state + i, label=f"NDAE {i + 1}/{len(modules)}"))
+            self.history_.append(_train(module, codes, codes_val, owner=self, seed=self.random_state + i,
+                                        label=f"NDAE {i + 1}/{len(modules)}"))
             codes = _encode(module, codes)
             codes_val = None if codes_val is None else _encode(module, codes_val)
         self.modules_ = modules

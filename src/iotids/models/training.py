@@ -1,14 +1,17 @@
-"""The mini-batch training loop of the torch detectors: Adam, binary cross-entropy, early stopping with restore.
+"""The mini-batch training loop of the torch detectors: Adam, early stopping with restore of the best epoch.
 
-:func:`fit_module` trains a module that maps a float32 batch ``(b, d)`` to one logit per row. Each epoch it
-shuffles the training rows (a seeded generator), takes Adam steps on the binary cross-entropy of the logits
-(optionally class-weighted), then scores the validation rows. Early stopping watches the validation loss: after
-``patience`` epochs without an improvement of more than ``min_delta`` it stops, and the weights of the best
-epoch are put back. Ctrl-C (``KeyboardInterrupt``) ends training the same way, keeping the best epoch so far.
+:func:`fit_module` trains a module that maps a float32 batch ``(b, d)`` either to one logit per row (the
+classifiers: binary cross-entropy against the labels, optionally class-weighted) or, with ``reconstruct=True``,
+back to ``(b, d)`` (the autoencoders: mean squared error against the input; no labels). Each epoch it
+shuffles the training rows (a seeded generator), takes Adam steps on the loss, then scores the validation rows.
+Early stopping watches the validation loss: after ``patience`` epochs without an improvement of more than
+``min_delta`` it stops, and the weights of the best epoch are put back. Ctrl-C (``KeyboardInterrupt``) ends
+training the same way, keeping the best epoch so far.
 
 The history is a list of one dict per epoch (``epoch``, ``loss``, ``accuracy``, ``val_loss``,
-``val_accuracy``, ``seconds``, ``flows_per_s``), ready for JSON and for the training figures. A rich progress
-bar on stderr shows the epoch, the running loss, the last validation loss and the throughput.
+``val_accuracy``, ``seconds``, ``flows_per_s``; the accuracies are None when reconstructing), ready for JSON
+and for the training figures. A rich progress bar on stderr shows the epoch, the running loss, the last validation
+loss and the throughput.
 """
 
 from __future__ import annotations
@@ -80,11 +83,13 @@ def _loss(logits: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None, r
     return F.binary_cross_entropy_with_logits(logits, y, weight=weight, reduction=reduction)
 
 
-def _evaluate(module: nn.Module, X: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None) -> tuple[float, float]:
-    logits = predict_logits(module, X)
-    loss = float(_loss(logits, y, weights))
-    accuracy = float(((logits > 0).float() == y).float().mean())
-    return loss, accuracy
+def _evaluate(module: nn.Module, X: torch.Tensor, y: torch.Tensor | None,
+              weights: torch.Tensor | None) -> tuple[float, float | None]:
+    output = predict_logits(module, X)
+    if y is None:  # reconstruction
+        return float(F.mse_loss(output, X)), None
+    accuracy = float(((output > 0).float() == y).float().mean())
+    return float(_loss(output, y, weights)), accuracy
 
 
 def _progress(enabled: bool, description: str) -> Any:
@@ -103,12 +108,16 @@ def _progress(enabled: bool, description: str) -> Any:
     )
 
 
+def _tensor(values: np.ndarray | None) -> torch.Tensor | None:
+    return None if values is None else torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
+
+
 def fit_module(
     module: nn.Module,
     X: np.ndarray,
-    y: np.ndarray,
+    y: np.ndarray | None,
     *,
-    eval_set: tuple[np.ndarray, np.ndarray] | None,
+    eval_set: tuple[np.ndarray, np.ndarray | None] | None,
     learning_rate: float,
     batch_size: int,
     max_epochs: int,
@@ -119,13 +128,14 @@ def fit_module(
     random_state: int = 0,
     progress: bool = False,
     description: str = "training",
+    reconstruct: bool = False,
 ) -> FitOutcome:
     """Train ``module`` in place; on return it holds the weights of the best validation epoch.
 
     Parameters
     ----------
-    module : maps float32 ``(b, d)`` to logits ``(b,)``.
-    X, y : training rows (float32) and 0/1 labels.
+    module : maps float32 ``(b, d)`` to logits ``(b,)`` (or to ``(b, d)`` with ``reconstruct``).
+    X, y : training rows (float32) and 0/1 labels (``None`` with ``reconstruct``).
     eval_set : validation rows and labels for early stopping; ``None`` trains ``max_epochs`` epochs.
     learning_rate, batch_size, max_epochs : Adam's step size, rows per step, epoch budget.
     patience, min_delta : stop after ``patience`` epochs whose validation loss is not below the best minus
@@ -136,15 +146,17 @@ def fit_module(
         the budget, then anneal to 1/10,000 of it). Both are stepped per batch.
     random_state : seeds the shuffling (and, through :func:`seeded`, dropout).
     progress : show a rich progress bar on stderr.
+    reconstruct : train an autoencoder: the loss is the mean squared error between output and input, labels are
+        ignored.
     """
     X_t = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
-    y_t = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))
+    y_t = None if reconstruct else _tensor(y)
     val = None
     if eval_set is not None:
         val = (torch.from_numpy(np.ascontiguousarray(eval_set[0], dtype=np.float32)),
-               torch.from_numpy(np.ascontiguousarray(eval_set[1], dtype=np.float32)))
-    weights = _class_weights(y_t, class_weight)
-    optimizer = torch.optim.Adam(module.parameters(), lr=learning_rate)
+               None if reconstruct else _tensor(eval_set[1]))
+    weights = None if y_t is None else _class_weights(y_t, class_weight)
+    optimizer = torch.optim.Adam(module.parameters(), lr=learning_rate, fused=True)  # one kernel: 3x faster step
     generator = torch.Generator().manual_seed(random_state)
     n = len(X_t)
     n_batches = math.ceil(n / batch_size)
@@ -166,28 +178,33 @@ def fit_module(
         task = bar.add_task(description, total=max_epochs * n_batches, loss="-", val_loss="-", rate="-")
         try:
             for epoch in range(1, max_epochs + 1):
-                bar.update(task, description=f"epoch {epoch}/{max_epochs}")
+                bar.update(task, description=f"{description}: epoch {epoch}/{max_epochs}")
                 module.train()
                 order = torch.randperm(n, generator=generator)
-                X_epoch, y_epoch = X_t[order], y_t[order]
+                X_epoch, y_epoch = X_t[order], None if y_t is None else y_t[order]
                 tick = time.perf_counter()
                 loss_sum = correct = 0.0
                 for i in range(0, n, batch_size):
-                    xb, yb = X_epoch[i : i + batch_size], y_epoch[i : i + batch_size]
+                    xb = X_epoch[i : i + batch_size]
                     optimizer.zero_grad(set_to_none=True)
-                    logits = module(xb)
-                    loss = _loss(logits, yb, weights)
+                    output = module(xb)
+                    if y_epoch is None:
+                        loss = F.mse_loss(output, xb)
+                    else:
+                        yb = y_epoch[i : i + batch_size]
+                        loss = _loss(output, yb, weights)
+                        correct += float(((output.detach() > 0).float() == yb).sum())
                     loss.backward()
                     optimizer.step()
                     if scheduler is not None:
                         scheduler.step()
-                    loss_sum += loss.item() * len(yb)
-                    correct += float(((logits.detach() > 0).float() == yb).sum())
+                    loss_sum += loss.item() * len(xb)
                     seen = min(i + batch_size, n)
                     bar.update(task, advance=1, loss=f"{loss_sum / seen:.4f}",
                                rate=f"{seen / (time.perf_counter() - tick):,.0f}")
                 seconds = time.perf_counter() - tick
-                record: dict[str, Any] = {"epoch": epoch, "loss": loss_sum / n, "accuracy": correct / n,
+                record: dict[str, Any] = {"epoch": epoch, "loss": loss_sum / n,
+                                          "accuracy": None if y_t is None else correct / n,
                                           "val_loss": None, "val_accuracy": None, "seconds": seconds,
                                           "flows_per_s": n / seconds}
                 if val is not None:
