@@ -5,7 +5,12 @@ layout the model was trained on, in a temporary directory. Then ``iotids detect 
 --alerts FILE`` runs as a separate process; the wall time covers everything: start-up, model loading, parsing,
 scoring and writing every alert line. The pipeline's own statistics (its last stderr line) are recorded too.
 
-    python benchmarks/bench_detect.py --model DIR [--rows 1000000] [--backend auto] [--batch-size 8192]
+Two inputs (``--inputs``): ``uniform`` draws the sample's rows uniformly, so its label mix is the sample's (at most
+5,000 rows per label: 88 % attacks, nearly every flow raises an alert); ``label-mix`` (engelen2021 only) first
+draws a label with the probability it has in the whole improved data set (the "Totals vs the improved data set"
+table of ../shared/data/cicids2017-improved/PROVENANCE.md: 75.8 % benign), then a row of that label.
+
+    python benchmarks/bench_detect.py --model DIR [--rows 1000000] [--inputs uniform,label-mix] [--batch-size 8192]
 """
 
 from __future__ import annotations
@@ -31,6 +36,19 @@ SOURCES = {
 }
 
 
+#: Rows per label of the improved CICIDS2017 without its "- Attempted" flows (PROVENANCE.md of the sample).
+LABEL_MIX = {
+    "engelen2021": {
+        "BENIGN": 1582566, "Botnet": 736, "DDoS": 95144, "DoS GoldenEye": 7567, "DoS Hulk": 158468,
+        "DoS Slowhttptest": 1740, "DoS Slowloris": 3859, "FTP-Patator": 3972, "Heartbleed": 11,
+        "Infiltration - Portscan": 71767, "Infiltration": 36, "Portscan": 159066, "SSH-Patator": 2961,
+        "Web Attack - Brute Force": 73, "Web Attack - SQL Injection": 13, "Web Attack - XSS": 18,
+    },
+}
+INPUTS = {"uniform": "rows resampled uniformly: the sample's label mix, 88 % attacks",
+          "label-mix": "rows resampled to the full data set's label mix, 76 % benign"}
+
+
 def flavor_of(model: Path) -> str:
     """The data layout whose header carries every feature the model reads."""
     from iotids.runtime import load_scorer
@@ -43,9 +61,13 @@ def flavor_of(model: Path) -> str:
     raise SystemExit(f"no data layout in {SHARED} carries all the features of {model}")
 
 
-def build(workdir: Path, flavor: str, rows: int, seed: int = 0) -> Path:
-    """``rows`` real rows of ``flavor`` drawn with replacement into one CSV (reused if present)."""
-    out = workdir / f"{flavor}-{rows}.csv"
+def build(workdir: Path, flavor: str, rows: int, kind: str = "uniform", seed: int = 0) -> Path:
+    """``rows`` real rows of ``flavor`` drawn with replacement into one CSV (reused if present).
+
+    ``kind``: ``uniform`` over the sample's rows, or ``label-mix``: a label drawn with its share in the full data
+    set (:data:`LABEL_MIX`), then a row of that label.
+    """
+    out = workdir / (f"{flavor}-{rows}.csv" if kind == "uniform" else f"{flavor}-{rows}-{kind}.csv")
     if out.exists():
         return out
     header, lines = None, []
@@ -56,7 +78,21 @@ def build(workdir: Path, flavor: str, rows: int, seed: int = 0) -> Path:
             continue  # another layout of the same flavour: keep one header per file
         header = head.replace("ï»¿", "")
         lines.extend(body)
-    pick = np.random.default_rng(seed).integers(0, len(lines), rows)
+    rng = np.random.default_rng(seed)
+    if kind == "uniform":
+        pick = rng.integers(0, len(lines), rows)
+    else:
+        column = header.split(",").index("Label")
+        labels = np.array([line.split(",")[column].strip() for line in lines])
+        mix = LABEL_MIX[flavor]
+        names = [name for name in mix if (labels == name).any()]
+        weights = np.array([mix[name] for name in names], np.float64)
+        drawn = rng.choice(len(names), rows, p=weights / weights.sum())
+        pick = np.empty(rows, np.int64)
+        for k, name in enumerate(names):
+            members = np.flatnonzero(labels == name)
+            where = np.flatnonzero(drawn == k)
+            pick[where] = members[rng.integers(0, len(members), len(where))]
     tmp = out.with_suffix(".tmp")
     with tmp.open("w", encoding="latin-1") as f:
         f.write(header + "\n")
@@ -119,30 +155,44 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--inputs", default="uniform,label-mix", help=f"comma-separated, of: {', '.join(INPUTS)}")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "iotids-bench-detect")
-    parser.add_argument("--out", type=Path, default=None, help="append the markdown section to this file")
+    parser.add_argument("--out", type=Path, default=None, help="append the markdown sections to this file")
     args, extra = parser.parse_known_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     flavor = flavor_of(args.model)
-    data = build(args.workdir, flavor, args.rows)
+    for kind in args.inputs.split(","):
+        if kind not in INPUTS or (kind != "uniform" and flavor not in LABEL_MIX):
+            raise SystemExit(f"--inputs: {kind!r} is not available for {flavor} data (choose from {', '.join(INPUTS)})")
+        section = measure(args.model, build(args.workdir, flavor, args.rows, kind), args.workdir, extra,
+                          f"{args.rows:,} real flows ({flavor} {INPUTS[kind]})")
+        print(section)
+        if args.out:
+            with args.out.open("a", encoding="utf-8") as f:
+                f.write(section + "\n")
+
+
+def measure(model: Path, data: Path, workdir: Path, extra: list[str], title: str) -> str:
+    """One end-to-end run and the stage costs, as a markdown section."""
     load = os.getloadavg()
-    result = run(args.model, data, args.workdir, extra)
+    result = run(model, data, workdir, extra)
     stats = result["stats"]
-    cost = stages(args.model, data)
-    section = "\n".join([
-        f"### detect: {args.rows:,} real flows ({flavor} rows resampled), end to end",
+    cost = stages(model, data)
+    flows = stats["flows"]
+    return "\n".join([
+        f"### detect: {title}, end to end",
         "",
         f"- machine: {platform.machine()}, {os.cpu_count()} cores; load average before the run {load[0]:.2f}, "
         f"after {os.getloadavg()[0]:.2f}",
         f"- input: {data.stat().st_size / 2**20:,.0f} MiB CSV; command: `iotids {result['command']}`",
         f"- wall time, process start to exit: {result['wall_s']:.2f} s -> "
-        f"**{args.rows / result['wall_s']:,.0f} flows/s end to end**",
+        f"**{flows / result['wall_s']:,.0f} flows/s end to end**",
         f"- CPU time of the detect process (user + system): {result['cpu_s']:.1f} s, i.e. "
-        f"{args.rows / result['cpu_s']:,.0f} flows per CPU-second; on {os.cpu_count()} idle cores the wall time "
+        f"{flows / result['cpu_s']:,.0f} flows per CPU-second; on {os.cpu_count()} idle cores the wall time "
         f"cannot go below {result['cpu_s'] / (os.cpu_count() or 1):.1f} s",
         f"- pipeline (read + parse + score + write, after start-up): {stats['flows_per_s']:,.0f} flows/s; "
         f"latency p50 {stats['latency_p50_ms']:.1f} ms, p99 {stats['latency_p99_ms']:.1f} ms",
-        f"- flows scored {stats['flows']:,}, bad records {stats['bad_records']:,}, alerts {stats['alerts']:,} "
+        f"- flows scored {flows:,}, bad records {stats['bad_records']:,}, alerts {stats['alerts']:,} "
         f"({result['alert_lines']:,} lines written); labelled attacks {stats.get('labelled_attacks', 0):,}, "
         f"alerts on them {stats.get('true_alerts', 0):,}, on benign flows {stats.get('false_alerts', 0):,}",
         "- CPU cost per flow of each stage, measured one after the other in one process on 200,000 of the flows "
@@ -152,10 +202,6 @@ def main() -> None:
         "fully available cores",
         "",
     ])
-    print(section)
-    if args.out:
-        with args.out.open("a", encoding="utf-8") as f:
-            f.write(section + "\n")
 
 
 if __name__ == "__main__":

@@ -46,7 +46,8 @@ def detect(
     fmt: Annotated[str, typer.Option("--format", help="auto, csv or jsonl")] = "auto",
     backend: Annotated[str, typer.Option("--backend", help="auto (ONNX Runtime when model.onnx exists), onnx "
                                                            "or torch")] = "auto",
-    threads: Annotated[int | None, typer.Option("--threads", min=1, help="inference threads")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help="inference threads of each of the two "
+                                                "scoring threads (default 1 with ONNX Runtime)")] = None,
     stats_every: Annotated[float, typer.Option("--stats-every", min=0.1,
                                                help="seconds between statistics lines on stderr")] = 10.0,
 ) -> None:
@@ -56,7 +57,6 @@ def detect(
     stops reading; the records already read are scored and written before exiting (with --interface, the flows
     still open are ended and scored too).
     """
-    from iotids.flows.live import iter_live_frames
     from iotids.runtime import load_scorer
     from iotids.stream import AlertWriter, RejectWriter, iter_blocks, run_stream
 
@@ -67,7 +67,11 @@ def detect(
     if interface is not None and (input_path != "-" or follow):
         raise InvalidParameterError("--interface captures live; it cannot be combined with --input or --follow.")
     stop = threading.Event()
-    frames = None if interface is None else iter_live_frames(interface, stop=stop)
+    frames = None
+    if interface is not None:
+        from iotids.flows.live import iter_live_frames  # imported only here: the flow engine starts slowly
+
+        frames = iter_live_frames(interface, stop=stop)
     scorer = load_scorer(model, backend=backend, threads=threads)
     if pcap is not None:
         blocks = _pcap_blocks(pcap, scorer.feature_columns)

