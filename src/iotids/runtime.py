@@ -196,6 +196,7 @@ def scoring_module(model: Any) -> torch.nn.Module:
             self.first = index[0] if index == list(range(index[0], index[0] + len(index))) else None
             self.register_buffer("numeric", torch.as_tensor(index, dtype=torch.long))
             self.register_buffer("log", torch.as_tensor(params["log_mask"], dtype=torch.bool))
+            self.log_all = all(params["log_mask"])
             self.register_buffer("low", torch.as_tensor(params["min"], dtype=torch.float32))
             self.register_buffer("scale", torch.as_tensor(params["scale"], dtype=torch.float32))
             self.protocol = params.get("protocol_index")
@@ -206,7 +207,8 @@ def scoring_module(model: Any) -> torch.nn.Module:
                 x = raw[:, self.first : self.first + len(self.numeric)]
             else:
                 x = raw.index_select(1, self.numeric)
-            x = torch.where(self.log, torch.sign(x) * torch.log1p(torch.abs(x)), x)
+            logged = torch.sign(x) * torch.log1p(torch.abs(x))
+            x = logged if self.log_all else torch.where(self.log, logged, x)  # the default logs every column
             x = torch.clamp((x - self.low) * self.scale, 0.0, 1.0)
             x = torch.where(torch.isnan(x), torch.zeros_like(x), x)  # as transform_matrix: missing -> 0
             if self.protocol is not None:

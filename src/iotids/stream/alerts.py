@@ -20,6 +20,7 @@ and above, else 3. With ``all_flows``, benign verdicts are written too, as ``eve
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import logging
@@ -124,13 +125,13 @@ class AlertWriter:
             ',"event_type":', pc.if_else(pa.array(hits), '"alert"', '"flow"'),
             *_field(',"src_ip":', src), *_field(',"src_port":', _string(number["src_port"])),
             *_field(',"dest_ip":', dst), *_field(',"dest_port":', _string(number["dst_port"])),
-            *_field(',"proto":"', None if proto is None else _PROTOCOL_TEXT.take(pa.array(proto, mask=proto < 0)),
+            *_field(',"proto":"', None if proto is None else _texts()[0].take(pa.array(proto, mask=proto < 0)),
                     '"'),
         ]
         if src is not None and dst is not None and proto is not None:
             ids = self._community_ids(batch.text["src_ip"].take(take), batch.text["dst_ip"].take(take), number)
             parts += _field(',"community_id":"', ids, '"')
-        severity_text = _SEVERITY_TEXT.take(pa.array(severity(scores), mask=~hits))  # null: no alert object
+        severity_text = _texts()[1].take(pa.array(severity(scores), mask=~hits))  # null: no alert object
         parts += [
             *_field(self._alert_head, severity_text, "}"),
             ',"score":', pc.cast(pc.round(pa.array(scores.astype(np.float64)), 6), pa.string()),
@@ -228,8 +229,12 @@ def _ipv4_distinct(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return value, valid
 
 
-_PROTOCOL_TEXT = pa.array([PROTOCOL_NAMES.get(p, str(p)) for p in range(256)], pa.string())
-_SEVERITY_TEXT = pa.array(["", "1", "2", "3"], pa.string())
+@functools.cache
+def _texts() -> tuple[pa.Array, pa.Array]:
+    """Protocol names by number and severities as text; built on first use, as pyarrow's first ``pa.array``
+    imports pandas (0.3 s): then it happens in a scoring thread while the reader parses, not before the start."""
+    return (pa.array([PROTOCOL_NAMES.get(p, str(p)) for p in range(256)], pa.string()),
+            pa.array(["", "1", "2", "3"], pa.string()))
 _ID_CHARS = 30  # "1:" + the base64 of a 20-byte SHA-1
 _COUNTER_V4 = np.full(256, -1, np.int64)
 _COUNTER_V6 = np.full(256, -1, np.int64)

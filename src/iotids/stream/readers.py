@@ -109,7 +109,7 @@ def _parse_stream(lines: _LineChunks, source: str, columns: list[str], fmt: Form
         lines.push_back(header)
     else:
         parser = CsvParser(header, source, columns)
-    for data, first_line, bad in lines:
+    for data, first_line, n_lines, bad in lines:
         if data is None:  # the file was truncated or replaced: read its header again
             header = lines.first_line()
             if header is None:
@@ -120,7 +120,7 @@ def _parse_stream(lines: _LineChunks, source: str, columns: list[str], fmt: Form
                 parser = CsvParser(header, source, columns)
             continue
         arrived = time.monotonic()
-        block = parser.parse(data, first_line, arrived) if data else FlowBlock.empty(source, len(columns))
+        block = parser.parse(data, first_line, arrived, n_lines) if data else FlowBlock.empty(source, len(columns))
         block.bad[:0] = bad
         if len(block) or block.bad:
             yield block
@@ -142,7 +142,7 @@ def _open(path: str) -> BinaryIO:
 
 
 class _LineChunks:
-    """Complete lines of a file in chunks: ``(data, first_line, bad)`` with ``data`` ending in a newline.
+    """Complete lines of a file in chunks: ``(data, first_line, n_lines, bad)``, ``data`` ending in a newline.
 
     ``data`` is None once when a followed file was truncated or replaced (line numbers restart at 1).
     """
@@ -228,12 +228,12 @@ class _LineChunks:
         self.rest = line + b"\n" + self.rest
         self.line = 0
 
-    def __iter__(self) -> Iterator[tuple[Chunk | None, int, list[BadRecord]]]:
+    def __iter__(self) -> Iterator[tuple[Chunk | None, int, int, list[BadRecord]]]:
         try:
             while True:
                 if self.reset:
                     self.reset = False
-                    yield None, 0, []
+                    yield None, 0, 0, []
                     continue
                 if b"\n" in self.rest:  # complete lines left over from reading the header
                     buffer: bytes | bytearray = self.rest
@@ -247,21 +247,21 @@ class _LineChunks:
                         continue
                     if not got:
                         if self.rest:  # the last line lacks its newline
-                            yield self._emit(self.rest + b"\n")
+                            yield self._emit(self.rest + b"\n", 1, [])
                             self.rest = b""
                         return
                     end = len(self.rest) + got
                 cut = buffer.rfind(b"\n", 0, end) + 1
                 data = memoryview(buffer)[:cut]
                 self.rest = bytes(buffer[cut:end])
+                n_lines = _count_lines(data)
                 bad: list[BadRecord] = []
                 if len(self.rest) > MAX_LINE_BYTES:
-                    bad.append(BadRecord(self.path, self.line + _count_lines(data) + 1,
+                    bad.append(BadRecord(self.path, self.line + n_lines + 1,
                                          f"line longer than {MAX_LINE_BYTES} bytes", _raw(self.rest)))
                     self.rest = self._skip_line()
                 if cut or bad:
-                    data_out, first, _ = self._emit(data)
-                    yield data_out, first, bad
+                    yield self._emit(data, n_lines, bad)
                     if bad:
                         self.line += 1
                 if self._stopped():
@@ -280,10 +280,10 @@ class _LineChunks:
             if end >= 0:
                 return data[end + 1:]
 
-    def _emit(self, data: Chunk) -> tuple[Chunk, int, list[BadRecord]]:
+    def _emit(self, data: Chunk, n_lines: int, bad: list[BadRecord]) -> tuple[Chunk, int, int, list[BadRecord]]:
         first = self.line + 1
-        self.line += _count_lines(data)
-        return data, first, []
+        self.line += n_lines
+        return data, first, n_lines, bad
 
 
 def _count_lines(data: Chunk) -> int:
@@ -388,13 +388,14 @@ class CsvParser:
         self.convert_options = pa_csv.ConvertOptions(column_types=types, include_columns=list(types),
                                                      null_values=[""], strings_can_be_null=True)
 
-    def parse(self, data: Chunk, first_line: int, arrived: float) -> FlowBlock:
-        """Parse complete lines (``data`` ends with a newline); ``first_line`` is the number of the first."""
+    def parse(self, data: Chunk, first_line: int, arrived: float, n_lines: int | None = None) -> FlowBlock:
+        """Parse complete lines (``data`` ends with a newline); ``first_line`` is the number of the first,
+        ``n_lines`` how many there are (counted here when not given)."""
         try:  # the common case: every line well-formed, so pyarrow's row i is line first_line + i
             table = self._arrow(data)
         except pa.ArrowInvalid:
             table = None
-        if table is not None and table.num_rows == _count_lines(data):
+        if table is not None and table.num_rows == (_count_lines(data) if n_lines is None else n_lines):
             numbers = first_line + np.arange(table.num_rows, dtype=np.int64)
             return self._from_table(table, data, numbers, arrived)
         data = bytes(data)
@@ -658,7 +659,7 @@ class _JsonParser:
     def __init__(self, source: str, columns: list[str]) -> None:
         self.rows = _Rows(source, columns)
 
-    def parse(self, data: Chunk, first_line: int, arrived: float) -> FlowBlock:
+    def parse(self, data: Chunk, first_line: int, arrived: float, n_lines: int | None = None) -> FlowBlock:
         for offset, raw_line in enumerate(bytes(data).split(b"\n")[:-1]):
             line = raw_line.strip()
             if not line:
