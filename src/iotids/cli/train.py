@@ -38,7 +38,10 @@ def train(
         "--max-features", help="Keep only this many features, the most important to an extra-trees forest fitted "
                                "on the training rows (default: all).",
     )] = None,
-    threads: Annotated[int | None, typer.Option("--threads", help="torch CPU threads (default: all cores).")] = None,
+    threads: Annotated[int | None, typer.Option(
+        "--threads", help="torch CPU threads (default: one for training, faster for this small network; all cores "
+                          "for scoring).",
+    )] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:
     """Train the CNN-LSTM, test it once on the test split, write the model and the report into OUT."""

@@ -15,8 +15,9 @@ and saving without pickle (``model.safetensors`` + ``detector.json``).
 
 The defaults (filters (16, 32), kernel 3, pool 4, LSTM 48, dense 48, dropout 0.2; Adam at 1e-2 with a cosine
 schedule, batch 256, patience 10, at most 20 epochs) had the lowest validation loss among the configurations
-measured in ``benchmarks/results/train.md``; LSTM 48 matched LSTM 64 over three seeds at 60 % of its LSTM cost. Patience 10 rather than 5: with the cosine schedule the last epochs
-(small steps) are the best ones, and patience 5 stopped two of three seeds before them (higher validation loss).
+measured in ``benchmarks/results/train.md``: LSTM 48 matched LSTM 64 over three seeds at 60 % of its LSTM cost;
+with the cosine schedule the last epochs (small steps) are the best ones, and patience 5 stopped two of three
+seeds before them.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from iotids.models.baselines import (
     read_model_dir,
     write_model_dir,
 )
-from iotids.models.training import FitOutcome, fit_module, predict_logits, seeded
+from iotids.models.training import FitOutcome, fit_module, predict_logits, seeded, torch_threads
 
 __all__ = ["CnnLstmDetector", "CnnLstmNet", "sequence_length"]
 
@@ -95,7 +96,8 @@ class CnnLstmDetector(BaseEstimator):
     class_weight : ``None`` or ``"balanced"``.
     schedule : learning-rate schedule, ``"constant"``, ``"cosine"`` or ``"onecycle"`` (see ``training.fit_module``).
     random_state : seed of the weights, the shuffling and dropout.
-    n_threads : torch CPU threads during ``fit`` and scoring (``None``: leave torch's setting).
+    n_threads : torch CPU threads during ``fit`` and scoring (``None``: one thread for ``fit``, see
+        :func:`~iotids.models.training.torch_threads`, and torch's setting for scoring).
     progress : show a progress bar on stderr while training.
 
     Examples
@@ -185,8 +187,7 @@ class CnnLstmDetector(BaseEstimator):
         if eval_set is not None:
             X_val = check_matrix(eval_set[0], self, X.shape[1])
             eval_set = (X_val, check_labels(eval_set[1], len(X_val), self, both_classes=False))
-        self._threads()
-        with seeded(self.random_state):
+        with torch_threads(int(self.n_threads or 1)), seeded(self.random_state):
             module = self._build(X.shape[1])
             outcome: FitOutcome = fit_module(
                 module, X, y, eval_set=eval_set, learning_rate=float(self.learning_rate),
