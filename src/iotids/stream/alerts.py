@@ -235,6 +235,8 @@ def _texts() -> tuple[pa.Array, pa.Array]:
     imports pandas (0.3 s): then it happens in a scoring thread while the reader parses, not before the start."""
     return (pa.array([PROTOCOL_NAMES.get(p, str(p)) for p in range(256)], pa.string()),
             pa.array(["", "1", "2", "3"], pa.string()))
+
+
 _ID_CHARS = 30  # "1:" + the base64 of a 20-byte SHA-1
 _COUNTER_V4 = np.full(256, -1, np.int64)
 _COUNTER_V6 = np.full(256, -1, np.int64)
