@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -38,3 +39,9 @@ def test_every_documented_command_exists() -> None:
         path = words[:2] if words[:1] == ["data"] else words[:1]
         result = runner.invoke(app, [*path, "--help"])
         assert result.exit_code == 0, f"{line!r}: {result.output}"
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    result = subprocess.run([sys.executable, "-m", "iotids", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "detect" in result.stdout and "train" in result.stdout
