@@ -45,8 +45,10 @@ CANDIDATES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("same (constant), LSTM 128", {**_BASE, "lstm_units": 128}, {}),
     ("same (constant), filters (32, 32)", {**_BASE, "filters": (32, 32)}, {}),
     ("cosine, filters (32, 32)", {**_BASE, "filters": (32, 32), "schedule": "cosine"}, {}),
-    ("cosine, LSTM 48, dense 48 (the default)",
+    ("cosine, LSTM 48, dense 48 (the default before the third session)",
      {**_BASE, "schedule": "cosine", "lstm_units": 48, "dense_units": 48}, {}),
+    ("one-cycle, LSTM 48, dense 48 (the default)",
+     {**_BASE, "schedule": "onecycle", "lstm_units": 48, "dense_units": 48}, {}),
 ]
 
 
