@@ -182,9 +182,8 @@ def main() -> None:
         f"- machine: {platform.machine()}, {os.cpu_count()} cores; load average before measuring {load[0]:.2f}",
         f"- server: `iotids serve --model {args.model} --port {port} {' '.join(extra)}` (uvicorn, one worker)",
         f"- load generator: this script in a second process, one keep-alive connection ({args.client} client), "
-        "requests sent one "
-        f"after another, at most {args.max_seconds:.0f} s per phase; real flows as canonical JSON, encoded before "
-        f"timing ({len(batches[0]) / 2**20:.2f} MiB per {args.batch_flows:,}-flow body)",
+        f"requests sent one after another, at most {args.max_seconds:.0f} s per phase; real flows as canonical "
+        f"JSON, encoded before timing ({len(batches[0]) / 2**20:.2f} MiB per {args.batch_flows:,}-flow body)",
         "",
         "| request | requests | p50 ms | p99 ms | max ms | flows/s |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
