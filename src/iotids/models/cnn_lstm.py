@@ -17,7 +17,7 @@ The defaults (filters (16, 32), kernel 3, pool 4, LSTM 48, dense 48, dropout 0.2
 schedule, batch 256, patience 10, at most 20 epochs) had the lowest validation loss among the configurations
 measured in ``benchmarks/results/train.md``: LSTM 48 matched LSTM 64 over three seeds at 60 % of its LSTM cost;
 the one-cycle schedule (warm-up to 1e-2 over the first 30 % of the steps, then annealing) lowered the mean
-validation loss by a fifth against a cosine schedule over six seeds, with a third of its spread; the last epochs
+validation loss by a fifth against a cosine schedule over six seeds, with less than half its spread; the last epochs
 (small steps) are the best ones, and patience 5 stopped seeds before them.
 """
 
