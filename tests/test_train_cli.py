@@ -140,10 +140,12 @@ def test_cli_train_and_evaluate(subset: Path, trained: Run, tmp_path: Path, monk
         return 0
 
     out = tmp_path / "cli-run"
-    assert run("train", "--data", str(subset), "--out", str(out), "--epochs", "1", "--seed", "1", "--quiet") == 0
+    assert run("train", "--data", str(subset), "--out", str(out), "--epochs", "1", "--seed", "1", "--bins", "4",
+               "--quiet") == 0
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert tuple(printed) == METRIC_KEYS and printed["threshold"] == 0.5
     assert load_model(out).info["config"]["run"]["random_state"] == 1
+    assert load_model(out).detector.module_.cnn[0].in_channels == 4
 
     evaluated = tmp_path / "eval"
     assert run("evaluate", "--model", str(trained[1]), "--data", str(subset), "--out", str(evaluated),

@@ -218,7 +218,7 @@ def scoring_module(model: Any) -> torch.nn.Module:
                 x = torch.cat([x, hot, other], dim=1)
             if self.cnn2d is None:
                 return torch.sigmoid(self.net(x))
-            sequence = self.cnn2d(x.unsqueeze(1).unsqueeze(2)).squeeze(2).transpose(1, 2)
+            sequence = self.cnn2d(self.net.encode(x).unsqueeze(2)).squeeze(2).transpose(1, 2)
             _, (hidden, _) = self.net.lstm(sequence)
             return torch.sigmoid(self.net.dense(self.net.dropout(hidden[-1])).squeeze(1))
 

@@ -38,6 +38,10 @@ def train(
         "--max-features", help="Keep only this many features, the most important to an extra-trees forest fitted "
                                "on the training rows (default: all).",
     )] = None,
+    bins: Annotated[int | None, typer.Option(
+        "--bins", help="Quantile bins of the network's input encoding (default 8); 0 feeds it the scaled values "
+                       "themselves, as in the paper.",
+    )] = None,
     threads: Annotated[int | None, typer.Option(
         "--threads", help="torch CPU threads (default: one for training, faster for this small network; all cores "
                           "for scoring).",
@@ -50,7 +54,8 @@ def train(
     log = _console_log()
     config = TrainConfig(
         data=tuple(str(p) for p in data), out=str(out), split=split, random_state=seed, max_epochs=epochs,
-        grid=grid, target_far=target_far, model={} if threads is None else {"n_threads": threads},
+        grid=grid, target_far=target_far,
+        model={k: v for k, v in (("bins", bins), ("n_threads", threads)) if v is not None},
         preprocess={} if max_features is None else {"max_features": max_features, "random_state": seed},
         progress=not quiet,
     )
