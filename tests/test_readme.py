@@ -1,4 +1,5 @@
-"""README's commands stay true: the make targets exist and every `iotids ...` line names a real command."""
+"""README's commands stay true: the make targets exist and every `iotids ...` line names a real command with
+real options."""
 
 from __future__ import annotations
 
@@ -37,8 +38,10 @@ def test_every_documented_command_exists() -> None:
     for line in commands:
         words = [w for w in shlex.split(line)[1:] if not w.startswith("-") and w.isidentifier()]
         path = words[:2] if words[:1] == ["data"] else words[:1]
-        result = runner.invoke(app, [*path, "--help"])
+        result = runner.invoke(app, [*path, "--help"], terminal_width=200)
         assert result.exit_code == 0, f"{line!r}: {result.output}"
+        for option in re.findall(r"(?<![\w-])--[a-z][a-z-]*", line):
+            assert option in result.output, f"{line!r}: {' '.join(path)} has no option {option}"
 
 
 def test_python_dash_m_runs_the_cli() -> None:

@@ -31,6 +31,8 @@ def test_onnx_runtime_matches_pytorch_on_real_rows(tiny_model) -> None:
     assert len(rows) > 5000 and 0.05 < (expected >= 0.5).mean() < 0.95  # real, varied rows
     out_of_range = rows[:100] * 1000 + 7  # clipped to [0, 1] by both; unseen protocol 7 goes to "other"
     assert np.abs(onnx.score_matrix(out_of_range) - pytorch.score_matrix(out_of_range)).max() <= 1e-5
+    parallel = load_scorer(tiny_model.path, backend="onnx", threads=2)  # the chunks of a call on two threads
+    np.testing.assert_array_equal(parallel.score_matrix(rows), onnx.score_matrix(rows))
 
 
 def test_cli_export_and_stale_files(tmp_path: Path, tiny_model) -> None:

@@ -46,8 +46,9 @@ def detect(
     fmt: Annotated[str, typer.Option("--format", help="auto, csv or jsonl")] = "auto",
     backend: Annotated[str, typer.Option("--backend", help="auto (ONNX Runtime when model.onnx exists), onnx "
                                                            "or torch")] = "auto",
-    threads: Annotated[int | None, typer.Option("--threads", min=1, help="inference threads of each of the two "
-                                                "scoring threads (default 1 with ONNX Runtime)")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help="threads splitting each micro-batch, "
+                                                "per scoring thread (default 1 with ONNX Runtime: two micro-batches "
+                                                "are scored at once already)")] = None,
     stats_every: Annotated[float, typer.Option("--stats-every", min=0.1,
                                                help="seconds between statistics lines on stderr")] = 10.0,
 ) -> None:
