@@ -87,8 +87,9 @@ class OnnxScorer:
     Rows are scored ``chunk_rows`` at a time: measured on the default model, 256-row runs take about 10 % less CPU
     per row than 2,048-row ones, and those about 35 % less than 8,192-row ones (the activations stay in cache).
     Each run uses one ONNX Runtime thread; ``threads`` (default 1: ``detect`` runs two scoring threads of its
-    own beside the reader) is how many chunks of one call are scored at once. Splitting the rows between threads
-    scales where ONNX Runtime's own intra-op threads, splitting each small operator, do not (1.07x for two).
+    own beside the reader) is how many chunks of one call are scored at once. Splitting the rows between two
+    threads gave 1.6-1.9x the flows/s of one; ONNX Runtime's own intra-op threads, splitting each small operator,
+    gave 1.07x (benchmarks/results/train.md).
     """
 
     backend = "onnx"
