@@ -39,8 +39,8 @@ def train(
                                "on the training rows (default: all).",
     )] = None,
     bins: Annotated[int | None, typer.Option(
-        "--bins", help="Quantile bins of the network's input encoding (default 8); 0 feeds it the scaled values "
-                       "themselves, as in the paper.",
+        "--bins", help="Bins of the network's input encoding, chosen per feature by a small decision tree on the "
+                       "training rows (default 8); 0 feeds it the scaled values themselves, as in the paper.",
     )] = None,
     threads: Annotated[int | None, typer.Option(
         "--threads", help="torch CPU threads (default: one for training, faster for this small network; all cores "

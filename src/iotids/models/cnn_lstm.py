@@ -2,7 +2,7 @@
 
 Network (:class:`CnnLstmNet`), for a preprocessed flow vector of ``d`` values in [0, 1]::
 
-    (b, d) -> (b, bins, d)                                each value encoded over quantile bins (BinEncoding);
+    (b, d) -> (b, bins, d)                                each value encoded over target-aware bins (BinEncoding);
                                                           with bins=0, (b, 1, d): the values themselves (the paper)
     per block k: Conv1d(c_{k-1} -> filters[k], kernel_size, padding kernel_size // 2), ReLU, MaxPool1d(pool_size)
     (b, c, L) -> (b, L, c)                                the pooled positions as a sequence of c-vectors
@@ -15,15 +15,17 @@ The score is ``sigmoid(logit)``. In each block the pooling runs before the ReLU:
 and saving without pickle (``model.safetensors`` + ``detector.json``).
 
 The defaults (8 bins, filters (16, 32), kernel 3, pool 4, LSTM 48, dense 48, dropout 0.2; Adam at 1e-2 with a
-one-cycle schedule, batch 256, patience 10, at most 20 epochs) had the lowest validation loss among the
+one-cycle schedule, batch 256, patience 10, at most 20 epochs) were chosen on validation loss and speed among the
 configurations measured in ``benchmarks/results/train.md``. The input encoding is our one departure from the
-paper's layers: it lowered the mean validation loss on the corrected release from 0.0105 to 0.0066 (six model
-seeds; 4 or 16 bins did less) and on the original files from 0.030 to 0.026 (three seeds). It lets the first
-convolution put sharp thresholds on single features, as the trees of a boosted model do; how it behaves away from
-the training flows (a later time, another lab's capture) is measured in train.md too. LSTM 48 matched LSTM 64 over
-three seeds at 60 % of its LSTM cost; the one-cycle schedule (warm-up to 1e-2 over the first 30 % of the steps, then
-annealing) lowered the mean validation loss by a fifth against a cosine schedule over six seeds, with less than
-half its spread; the last epochs (small steps) are the best ones, and patience 5 stopped seeds before them.
+paper's layers: it lowered the mean validation loss on the corrected release from 0.0105 to 0.0054 (six model
+seeds; bins at training quantiles instead of tree splits: 0.0066) and on the original files from 0.030 to 0.018
+(three seeds; quantile bins 0.026). 16 bins went lower still (0.0044 and 0.013) but cost 30 % of the single-thread
+inference speed and flagged none of another lab's slowloris flows. The encoding lets the first convolution put sharp
+thresholds on single features, as the trees of a boosted model do; how it behaves away from the training flows
+(a later time, another lab's capture) is measured in train.md too. LSTM 48 matched LSTM 64 over three seeds at
+60 % of its LSTM cost; the one-cycle schedule (warm-up to 1e-2 over the first 30 % of the steps, then annealing)
+lowered the mean validation loss by a fifth against a cosine schedule over six seeds, with less than half its
+spread; the last epochs (small steps) are the best ones, and patience 5 stopped seeds before them.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ WEIGHTS = "model.safetensors"
 SCHEDULES = ("constant", "cosine", "onecycle")
 #: Narrowest bin of :class:`BinEncoding`, in units of the preprocessed [0, 1] values.
 MIN_BIN_WIDTH = 1e-3
+#: Smallest leaf of :class:`BinEncoding`'s trees, as a share of the rows they are grown on.
+MIN_LEAF_SHARE = 1e-3
 
 
 def sequence_length(n_features: int, n_blocks: int, kernel_size: int, pool_size: int) -> int:
@@ -65,14 +69,17 @@ def sequence_length(n_features: int, n_blocks: int, kernel_size: int, pool_size:
 
 
 class BinEncoding(nn.Module):
-    """Piecewise-linear encoding of each input value over ``bins`` quantile bins of the training rows.
+    """Piecewise-linear encoding of each input value over ``bins`` bins chosen on the training rows and labels.
 
     For bin ``t`` of feature ``j`` with edges ``lo_tj < hi_tj`` the channel is ``clamp((x_j - lo_tj) / (hi_tj -
-    lo_tj), 0, 1)``: 1 for bins left of the value, its position inside its own bin, 0 to the right (Gorishniy et
-    al., "On Embeddings for Numerical Features in Tabular Deep Learning", 2022). The inputs are in [0, 1]; a bin
-    is at least :data:`MIN_BIN_WIDTH` wide, so a bin of zero width (a value shared by many rows) becomes a steep
-    ramp starting at that value, and a rounding difference of the preprocessing between runtimes (~1e-7) moves a
-    channel by no more than ~1e-4. :meth:`fit` sets the edges; they are buffers, saved with the weights.
+    lo_tj), 0, 1)``: 1 for bins left of the value, its position inside its own bin, 0 to the right. The edges are
+    target-aware (Gorishniy et al., "On Embeddings for Numerical Features in Tabular Deep Learning", 2022): the
+    split points of a decision tree with at most ``bins`` leaves grown on that feature alone, so the bins fall
+    where the feature's values separate attacks from benign flows (a range of TCP window sizes, say); a feature
+    with fewer useful splits leaves its last bins unused (constant 0). The inputs are in [0, 1]; a bin is at least
+    :data:`MIN_BIN_WIDTH` wide, so a column with a single value becomes a steep ramp starting at that value, and a
+    rounding difference of the preprocessing between runtimes (~1e-7) moves a channel by no more than ~1e-4.
+    :meth:`fit` sets the edges; they are buffers, saved with the weights.
     """
 
     def __init__(self, bins: int, n_features: int) -> None:
@@ -80,14 +87,31 @@ class BinEncoding(nn.Module):
         self.register_buffer("low", torch.zeros(bins, n_features))
         self.register_buffer("inverse_width", torch.ones(bins, n_features))
 
-    def fit(self, X: np.ndarray, *, max_rows: int = 100_000, random_state: int = 0) -> None:
-        """Edges at the quantiles ``0, 1/bins, ..., 1`` of each column of (at most ``max_rows`` of) ``X``."""
+    def fit(self, X: np.ndarray, y: np.ndarray, *, max_rows: int = 100_000, random_state: int = 0) -> None:
+        """Edges of each column: its minimum, the thresholds of its tree (leaves of at least
+        :data:`MIN_LEAF_SHARE` of the rows), its maximum; from at most ``max_rows`` rows of ``(X, y)``."""
+        from sklearn.tree import DecisionTreeClassifier
+
         if len(X) > max_rows:
-            X = X[np.sort(np.random.default_rng(random_state).choice(len(X), max_rows, replace=False))]
-        bins = self.low.shape[0]
-        edges = torch.from_numpy(np.quantile(X, np.linspace(0.0, 1.0, bins + 1), axis=0).astype(np.float32))
-        self.low.copy_(edges[:-1])
-        self.inverse_width.copy_(1.0 / torch.clamp(edges[1:] - edges[:-1], min=MIN_BIN_WIDTH))
+            keep = np.sort(np.random.default_rng(random_state).choice(len(X), max_rows, replace=False))
+            X, y = X[keep], y[keep]
+        bins, n_features = self.low.shape
+        low = np.zeros((bins, n_features), np.float32)
+        inverse_width = np.zeros((bins, n_features), np.float32)  # unused bins: constant 0
+        tree = DecisionTreeClassifier(max_leaf_nodes=max(bins, 2), random_state=random_state,
+                                      min_samples_leaf=max(1, int(MIN_LEAF_SHARE * len(X))))
+        for j in range(n_features):
+            column = X[:, j : j + 1]
+            splits: np.ndarray = np.empty(0)
+            if bins > 1:
+                tree.fit(column, y)
+                splits = tree.tree_.threshold[tree.tree_.feature >= 0]
+            edges = np.unique(np.concatenate([[column.min(), column.max()], splits]).astype(np.float32))
+            used = max(len(edges) - 1, 1)
+            low[:used, j] = edges[:used]
+            inverse_width[:used, j] = 1.0 / np.maximum(np.diff(edges, append=edges[-1])[:used], MIN_BIN_WIDTH)
+        self.low.copy_(torch.from_numpy(low))
+        self.inverse_width.copy_(torch.from_numpy(inverse_width))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(b, d)`` -> ``(b, bins, d)``."""
@@ -128,7 +152,7 @@ class CnnLstmDetector(BaseEstimator):
 
     Parameters
     ----------
-    bins : quantile bins of the input encoding (:class:`BinEncoding`; each feature becomes ``bins`` channels of
+    bins : bins of the input encoding (:class:`BinEncoding`; each feature becomes ``bins`` channels of
         the first convolution); ``0`` gives the convolution the scaled values themselves, as in the paper.
     filters : output channels of each Conv1d block (the number of blocks is its length).
     kernel_size : width of every convolution.
@@ -239,7 +263,7 @@ class CnnLstmDetector(BaseEstimator):
         with torch_threads(int(self.n_threads or 1)), seeded(self.random_state):
             module = self._build(X.shape[1])
             if module.encoding is not None:
-                module.encoding.fit(X, random_state=self.random_state)
+                module.encoding.fit(X, y, random_state=self.random_state)
             outcome: FitOutcome = fit_module(
                 module, X, y, eval_set=eval_set, learning_rate=float(self.learning_rate),
                 batch_size=int(self.batch_size), max_epochs=int(self.max_epochs), patience=int(self.patience),
