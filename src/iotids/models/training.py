@@ -66,8 +66,8 @@ def torch_threads(n: int) -> Iterator[None]:
     """Run with ``n`` torch CPU threads, restoring the previous count afterwards.
 
     The torch detectors train on one thread by default: their layers are too narrow to split, and on this
-    project's 2-core machine one thread trained the default CNN-LSTM 1.8x faster than two (15,685 against
-    8,777 flows/s, ``benchmarks/results/train.md``); it also makes a run's result independent of the core count.
+    project's 2-core machine one thread trained the default CNN-LSTM 1.7x faster than two (16,963 against
+    10,241 flows/s, ``benchmarks/results/train.md``); it also makes a run's result independent of the core count.
     """
     previous = torch.get_num_threads()
     torch.set_num_threads(n)
