@@ -221,7 +221,9 @@ def speed(threads: int) -> list[str]:
     lines = ["## Speed", "",
              f"Training: flows/s over 2 epochs on the {len(X):,} training rows (optimizer steps only, no "
              f"validation pass); inference: `decision_function` on {len(X_big):,} rows, best of 3. Batch size "
-             "of training: the model's default (256) unless stated.", "",
+             "of training: the model's default (256) unless stated. Threads: for training, copies of the network "
+             "sharing each batch, one torch thread each (the model's `n_threads`, default 2); for inference, torch's "
+             "or ONNX Runtime's threads.", "",
              "ONNX Runtime: the model exported by `iotids.runtime.export_onnx` (preprocessing + network + sigmoid in "
              "one graph), raw canonical features in, 8,192 rows per call, best of 4.", "",
              "| model | parameters | threads | training flows/s | inference flows/s (PyTorch) | inference flows/s "
@@ -238,8 +240,8 @@ def speed(threads: int) -> list[str]:
             onnx = _onnx_speed(det, m["preprocessor"], raw_big, t)
             lines.append(f"| {title} | {n_params:,} | {t} | {train:,.0f} | {infer:,.0f} | {onnx:,.0f} |")
             print(lines[-1], flush=True)
-    lines += ["", "What was tried on the default model (torch threads "
-              f"{threads}):", "", "| variant | training flows/s | inference flows/s | note |", "|---|---:|---:|---|"]
+    lines += ["", f"What was tried on the default model ({threads} threads):", "",
+              "| variant | training flows/s | inference flows/s | note |", "|---|---:|---:|---|"]
     det = fitted["default"]
     for batch in (128, 1024):
         lines.append(f"| training batch size {batch} | {_train_speed({'batch_size': batch}, X, y, threads):,.0f} | "

@@ -43,8 +43,8 @@ def train(
                        "training rows (default 8); 0 feeds it the scaled values themselves, as in the paper.",
     )] = None,
     threads: Annotated[int | None, typer.Option(
-        "--threads", help="torch CPU threads (default: one for training, faster for this small network; all cores "
-                          "for scoring).",
+        "--threads", help="Training threads: copies of the network that share each batch, one thread each "
+                          "(default 2; the result depends on this number, not on the cores). Scoring: torch threads.",
     )] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:

@@ -48,7 +48,7 @@ from iotids.models.baselines import (
     read_model_dir,
     write_model_dir,
 )
-from iotids.models.training import FitOutcome, fit_module, predict_logits, seeded, torch_threads
+from iotids.models.training import Dropout, FitOutcome, fit_module, predict_logits, seeded, torch_threads
 
 __all__ = ["CnnLstmDetector", "CnnLstmNet", "sequence_length"]
 
@@ -58,6 +58,9 @@ SCHEDULES = ("constant", "cosine", "onecycle")
 MIN_BIN_WIDTH = 1e-3
 #: Smallest leaf of :class:`BinEncoding`'s trees, as a share of the rows they are grown on.
 MIN_LEAF_SHARE = 1e-3
+#: Threads (copies of the network sharing each batch) of ``fit`` by default: two trained the default model 1.3x
+#: faster than one on a 2-core machine, as accurately over six seeds (benchmarks/results/train.md, "Two threads").
+TRAIN_THREADS = 2
 
 
 def sequence_length(n_features: int, n_blocks: int, kernel_size: int, pool_size: int) -> int:
@@ -133,7 +136,7 @@ class CnnLstmNet(nn.Module):
             channels = width
         self.cnn = nn.Sequential(*layers)
         self.lstm = nn.LSTM(channels, lstm_units, batch_first=True)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.dense = nn.Sequential(nn.Linear(lstm_units, dense_units), nn.ReLU(), nn.Linear(dense_units, 1))
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -165,8 +168,9 @@ class CnnLstmDetector(BaseEstimator):
     class_weight : ``None`` or ``"balanced"``.
     schedule : learning-rate schedule, ``"constant"``, ``"cosine"`` or ``"onecycle"`` (see ``training.fit_module``).
     random_state : seed of the weights, the shuffling and dropout.
-    n_threads : torch CPU threads during ``fit`` and scoring (``None``: one thread for ``fit``, see
-        :func:`~iotids.models.training.torch_threads`, and torch's setting for scoring).
+    n_threads : threads. ``fit``: that many copies of the network each take an equal share of every batch, one
+        thread each (``None``: :data:`TRAIN_THREADS`; a result depends on this number, not on the machine's
+        cores). Scoring: torch's threads (``None``: torch's setting).
     progress : show a progress bar on stderr while training.
 
     Examples
@@ -260,7 +264,7 @@ class CnnLstmDetector(BaseEstimator):
         if eval_set is not None:
             X_val = check_matrix(eval_set[0], self, X.shape[1])
             eval_set = (X_val, check_labels(eval_set[1], len(X_val), self, both_classes=False))
-        with torch_threads(int(self.n_threads or 1)), seeded(self.random_state):
+        with torch_threads(1), seeded(self.random_state):
             module = self._build(X.shape[1])
             if module.encoding is not None:
                 module.encoding.fit(X, y, random_state=self.random_state)
@@ -268,7 +272,7 @@ class CnnLstmDetector(BaseEstimator):
                 module, X, y, eval_set=eval_set, learning_rate=float(self.learning_rate),
                 batch_size=int(self.batch_size), max_epochs=int(self.max_epochs), patience=int(self.patience),
                 class_weight=self.class_weight, schedule=self.schedule, random_state=self.random_state,
-                progress=self.progress,
+                progress=self.progress, threads=int(self.n_threads or TRAIN_THREADS),
             )
         self.module_ = module
         self.n_features_in_ = X.shape[1]

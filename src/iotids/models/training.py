@@ -8,6 +8,9 @@ Early stopping watches the validation loss: after ``patience`` epochs without an
 ``min_delta`` it stops, and the weights of the best epoch are put back. Ctrl-C (``KeyboardInterrupt``) ends
 training the same way, keeping the best epoch so far.
 
+With ``threads`` > 1, that many copies of the module each take an equal share of every batch in their own thread
+and their gradients are summed: the step of the whole batch, computed on several cores (:class:`_Replicas`).
+
 The history is a list of one dict per epoch (``epoch``, ``loss``, ``accuracy``, ``val_loss``,
 ``val_accuracy``, ``seconds``, ``flows_per_s``; the accuracies are None when reconstructing), ready for JSON
 and for the training figures. A rich progress bar on stderr shows the epoch, the running loss, the last validation
@@ -16,9 +19,11 @@ loss and the throughput.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +35,7 @@ from torch.nn import functional as F
 
 from iotids.errors import InvalidParameterError
 
-__all__ = ["FitOutcome", "fit_module", "predict_logits", "seeded", "torch_threads"]
+__all__ = ["Dropout", "FitOutcome", "fit_module", "predict_logits", "seeded", "torch_threads"]
 
 #: Rows per forward pass when scoring (inference); large enough to amortise per-call overhead.
 PREDICT_BATCH = 2048
@@ -65,9 +70,10 @@ def seeded(random_state: int) -> Iterator[None]:
 def torch_threads(n: int) -> Iterator[None]:
     """Run with ``n`` torch CPU threads, restoring the previous count afterwards.
 
-    The torch detectors train on one thread by default: their layers are too narrow to split, and on this
-    project's 2-core machine one thread trained the default CNN-LSTM 1.7x faster than two (16,963 against
-    10,241 flows/s, ``benchmarks/results/train.md``); it also makes a run's result independent of the core count.
+    The torch detectors train with one torch thread: their layers are too narrow to split, and on this project's
+    2-core machine one thread trained the default CNN-LSTM 1.7x faster than two (16,963 against 10,241 flows/s,
+    ``benchmarks/results/train.md``). Cores are put to work by copies of the network instead (``fit_module``'s
+    ``threads``), whose result does not depend on the core count either.
     """
     previous = torch.get_num_threads()
     torch.set_num_threads(n)
@@ -75,6 +81,85 @@ def torch_threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` that draws its masks from its own ``generator`` once one is set (:func:`fit_module` sets one
+    per replica, so that replicas training side by side stay reproducible); torch's global generator otherwise."""
+
+    generator: torch.Generator | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.generator is None or not self.training or self.p == 0:
+            return super().forward(x)
+        keep = torch.empty_like(x).bernoulli_(1.0 - self.p, generator=self.generator)
+        return x * keep / (1.0 - self.p)
+
+
+class _Replicas:
+    """Copies of a module that take equal shares of each batch side by side, one thread each.
+
+    Each copy computes its share's loss (weighted by the share's size, so the shares add up to the batch's mean)
+    and its gradient; the gradients are summed into the first copy, the module itself, whose optimizer step is
+    then copied to the others. One step is therefore a step on the whole batch, as with one copy, while torch's
+    small kernels run on as many cores as there are copies. Dropout layers must be :class:`Dropout`: each copy
+    draws its masks from its own seeded generator.
+    """
+
+    def __init__(self, module: nn.Module, n: int, random_state: int) -> None:
+        self.copies = [module, *(copy.deepcopy(module) for _ in range(n - 1))]
+        self.params = [list(replica.parameters()) for replica in self.copies]
+        self.pool = ThreadPoolExecutor(n - 1, thread_name_prefix="iotids-replica") if n > 1 else None
+        for k, replica in enumerate(self.copies if n > 1 else []):  # one copy: torch's generator, as nn.Dropout
+            for layer in replica.modules():
+                if isinstance(layer, nn.Dropout) and not isinstance(layer, Dropout):
+                    raise InvalidParameterError(f"{type(module).__name__}: training on {n} threads needs "
+                                                "iotids.models.training.Dropout layers (seeded per thread)")
+                if isinstance(layer, Dropout):
+                    layer.generator = torch.Generator().manual_seed(random_state * 1_000 + k)
+
+    def train(self) -> None:
+        for replica in self.copies:
+            replica.train()
+
+    def step(self, xb: torch.Tensor, yb: torch.Tensor | None,
+             loss_of: Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor],
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward and backward of one batch over the copies; returns the outputs and the batch's loss."""
+        n = len(xb)
+        parts = min(len(self.copies), n)  # a last batch smaller than the copies leaves some idle
+        xs = xb.tensor_split(parts)
+        ys = [None] * parts if yb is None else yb.tensor_split(parts)
+
+        def share(k: int) -> tuple[torch.Tensor, torch.Tensor]:
+            replica = self.copies[k]
+            replica.zero_grad(set_to_none=True)
+            output = replica(xs[k])
+            loss = loss_of(output, xs[k], ys[k]) * (len(xs[k]) / n)
+            loss.backward()
+            return output.detach(), loss.detach()
+
+        if self.pool is None or parts == 1:
+            return share(0)
+        futures = [self.pool.submit(share, k) for k in range(1, parts)]
+        results = [share(0), *(f.result() for f in futures)]
+        with torch.no_grad():
+            for params in self.params[1:parts]:
+                for mine, theirs in zip(self.params[0], params, strict=True):
+                    if theirs.grad is not None:
+                        mine.grad = theirs.grad.clone() if mine.grad is None else mine.grad.add_(theirs.grad)
+        return torch.cat([r[0] for r in results]), torch.stack([r[1] for r in results]).sum()
+
+    def sync(self) -> None:
+        """Copy the module's weights (after its optimizer step) to the other copies."""
+        with torch.no_grad():
+            for params in self.params[1:]:
+                for mine, theirs in zip(self.params[0], params, strict=True):
+                    theirs.copy_(mine)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
 
 
 def predict_logits(module: nn.Module, X: torch.Tensor, batch_size: int = PREDICT_BATCH) -> torch.Tensor:
@@ -145,6 +230,7 @@ def fit_module(
     progress: bool = False,
     description: str = "training",
     reconstruct: bool = False,
+    threads: int = 1,
 ) -> FitOutcome:
     """Train ``module`` in place; on return it holds the weights of the best validation epoch.
 
@@ -164,6 +250,8 @@ def fit_module(
     progress : show a rich progress bar on stderr.
     reconstruct : train an autoencoder: the loss is the mean squared error between output and input, labels are
         ignored.
+    threads : copies of the module that share each batch, one thread each (see :class:`_Replicas`); call it
+        with torch set to one thread (:func:`torch_threads`). The result depends on this number, not on the cores.
     """
     X_t = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
     y_t = None if reconstruct else _tensor(y)
@@ -186,6 +274,11 @@ def fit_module(
         raise InvalidParameterError(
             f"The 'schedule' parameter of fit_module must be 'constant', 'cosine' or 'onecycle'. Got {schedule!r}."
         )
+
+    def loss_of(output: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor | None) -> torch.Tensor:
+        return F.mse_loss(output, xb) if yb is None else _loss(output, yb, weights)
+
+    replicas = _Replicas(module, threads, random_state)
     outcome = FitOutcome()
     best_loss, best_state = math.inf, None
     bad_epochs = 0
@@ -195,25 +288,21 @@ def fit_module(
         try:
             for epoch in range(1, max_epochs + 1):
                 bar.update(task, description=f"{description}: epoch {epoch}/{max_epochs}")
-                module.train()
+                replicas.train()
                 order = torch.randperm(n, generator=generator)
                 X_epoch, y_epoch = X_t[order], None if y_t is None else y_t[order]
                 tick = time.perf_counter()
                 loss_sum = correct = 0.0
                 for i in range(0, n, batch_size):
                     xb = X_epoch[i : i + batch_size]
-                    optimizer.zero_grad(set_to_none=True)
-                    output = module(xb)
-                    if y_epoch is None:
-                        loss = F.mse_loss(output, xb)
-                    else:
-                        yb = y_epoch[i : i + batch_size]
-                        loss = _loss(output, yb, weights)
-                        correct += float(((output.detach() > 0).float() == yb).sum())
-                    loss.backward()
+                    yb = None if y_epoch is None else y_epoch[i : i + batch_size]
+                    output, loss = replicas.step(xb, yb, loss_of)
                     optimizer.step()
+                    replicas.sync()
                     if scheduler is not None:
                         scheduler.step()
+                    if yb is not None:
+                        correct += float(((output > 0).float() == yb).sum())
                     loss_sum += loss.item() * len(xb)
                     seen = min(i + batch_size, n)
                     bar.update(task, advance=1, loss=f"{loss_sum / seen:.4f}",
@@ -240,6 +329,8 @@ def fit_module(
             if best_state is None:
                 raise
             outcome.interrupted = True
+        finally:
+            replicas.close()
     if best_state is not None:
         module.load_state_dict(best_state)
     module.eval()
