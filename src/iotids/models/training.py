@@ -158,8 +158,12 @@ class _Replicas:
                     theirs.copy_(mine)
 
     def close(self) -> None:
+        """Stop the threads; the module's dropout goes back to torch's generator."""
         if self.pool is not None:
             self.pool.shutdown()
+        for layer in self.copies[0].modules():
+            if isinstance(layer, Dropout):
+                layer.generator = None
 
 
 def predict_logits(module: nn.Module, X: torch.Tensor, batch_size: int = PREDICT_BATCH) -> torch.Tensor:
