@@ -59,7 +59,8 @@ MIN_BIN_WIDTH = 1e-3
 #: Smallest leaf of :class:`BinEncoding`'s trees, as a share of the rows they are grown on.
 MIN_LEAF_SHARE = 1e-3
 #: Threads (copies of the network sharing each batch) of ``fit`` by default: two trained the default model 1.3x
-#: faster than one on a 2-core machine, as accurately over six seeds (benchmarks/results/train.md, "Two threads").
+#: faster than one on a 2-core machine, as accurately over six seeds (benchmarks/results/train.md, "Two training
+#: threads").
 TRAIN_THREADS = 2
 
 
