@@ -155,19 +155,25 @@ def test_copies_on_two_threads_take_the_gradient_of_the_whole_batch(data: dict) 
 
     for rows in (201, 1):  # halves of 101 and 100 rows; one row (the second copy stays idle)
         xb, yb = torch.from_numpy(X[:rows]), torch.from_numpy(y[:rows].astype(np.float32))
-        whole = [p.grad.clone() for p in _step(_Replicas(net, 1, 0), xb, yb, loss_of, loss_of(net(xb), xb, yb))]
-        shared = _step(_Replicas(net, 2, 0), xb, yb, loss_of, loss_of(net(xb), xb, yb))
-        for a, b in zip(whole, shared, strict=True):
-            torch.testing.assert_close(b.grad, a, rtol=1e-4, atol=1e-6)
+        loss = loss_of(net(xb), xb, yb)
+        expected = torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, list(net.parameters()))])
+        assert expected.abs().min() < expected.abs().max() > 1e-4
+        for threads in (1, 2):
+            gradient = _step(_Replicas(net, threads, 0), xb, yb, loss_of, loss)
+            torch.testing.assert_close(gradient, expected, rtol=1e-4, atol=1e-6)
 
 
 def _step(replicas: _Replicas, xb: torch.Tensor, yb: torch.Tensor, loss_of: object,
-          expected_loss: torch.Tensor) -> list[torch.nn.Parameter]:
+          expected_loss: torch.Tensor) -> torch.Tensor:
+    """The module's gradient (all parameters, flat) after one step of ``replicas``."""
     output, loss = replicas.step(xb, yb, loss_of)  # type: ignore[arg-type]
+    gradient = replicas.parameter.grad.clone()
     replicas.close()
     assert output.shape == (len(xb),)
     torch.testing.assert_close(loss, expected_loss.detach())
-    return replicas.params[0]
+    assert all(p.grad is None for p in replicas.copies[0].parameters())  # and their own memory again:
+    assert replicas.parameter.data_ptr() not in {p.data_ptr() for p in replicas.copies[0].parameters()}
+    return gradient
 
 
 def test_training_on_two_threads_needs_seeded_dropout(data: dict) -> None:
@@ -193,6 +199,24 @@ def test_save_load_gives_identical_scores_and_refuses_tampering(fitted: CnnLstmD
     weights.write_bytes(bytes(blob))
     with pytest.raises(ModelFileError, match="differs"):
         CnnLstmDetector.load(tmp_path)
+
+
+def test_a_model_saved_with_conv1d_weights_loads(fitted: CnnLstmDetector, data: dict, tmp_path: Path) -> None:
+    """Models saved before the blocks ran as 1 x k Conv2d layers hold Conv1d weights ``(out, in, k)``."""
+    import hashlib
+
+    from safetensors.torch import save
+
+    fitted.save(tmp_path)
+    state = {k: v.squeeze(2) if v.ndim == 4 else v for k, v in fitted.module_.state_dict().items()}
+    assert sum(v.ndim == 3 for v in state.values()) == len(fitted.filters)
+    blob = save(state)
+    (tmp_path / "model.safetensors").write_bytes(blob)
+    manifest = json.loads((tmp_path / "detector.json").read_text())
+    manifest["files"]["model.safetensors"] = hashlib.sha256(blob).hexdigest()
+    (tmp_path / "detector.json").write_text(json.dumps(manifest))
+    X = data["test"][0]
+    np.testing.assert_array_equal(CnnLstmDetector.load(tmp_path).decision_function(X), fitted.decision_function(X))
 
 
 def test_keyboard_interrupt_keeps_the_best_epoch(data: dict) -> None:
