@@ -31,6 +31,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 DATASETS = {"cicids2017-improved": SHARED / "cicids2017-improved", "cicids2017": SHARED / "cicids2017"}
+#: Fits per model and thread count in the speed section's training column (median and range reported).
+TRAIN_RUNS = 5
+
 #: Configurations tried for the defaults, each spelled out in full (the defaults are the last row).
 _BASE = {"filters": (16, 32), "lstm_units": 64, "dense_units": 64, "dropout": 0.2, "learning_rate": 1e-2,
          "schedule": "constant"}
@@ -220,7 +223,9 @@ def speed(threads: int) -> list[str]:
     models = {"default": {}, f"largest of the grid (width {largest})": widened({}, largest)}
     lines = ["## Speed", "",
              f"Training: flows/s over 2 epochs on the {len(X):,} training rows (optimizer steps only, no "
-             f"validation pass); inference: `decision_function` on {len(X_big):,} rows, best of 3. Batch size "
+             f"validation pass), the median of {TRAIN_RUNS} fits with their range (the runs of one model "
+             "alternate between the thread counts, as this VM's speed drifts from minute to minute); inference: "
+             f"`decision_function` on {len(X_big):,} rows, best of 3. Batch size "
              "of training: the model's default (256) unless stated. Threads: for training, copies of the network "
              "sharing each batch, one torch thread each (the model's `n_threads`, default 2); for inference, torch's "
              "or ONNX Runtime's threads.", "",
@@ -234,11 +239,16 @@ def speed(threads: int) -> list[str]:
         det = CnnLstmDetector(**{**params, "max_epochs": 1}).fit(X[:4096], y[:4096])
         fitted[title] = det
         n_params = sum(p.numel() for p in det.module_.parameters())
-        for t in sorted({1, threads}):
-            train = _train_speed(params, X, y, t)
+        counts = sorted({1, threads})
+        runs: dict[int, list[float]] = {t: [] for t in counts}
+        for _ in range(TRAIN_RUNS):
+            for t in counts:
+                runs[t].append(_train_speed(params, X, y, t))
+        for t in counts:
+            train = f"{np.median(runs[t]):,.0f} ({min(runs[t]):,.0f}-{max(runs[t]):,.0f})"
             infer, _ = _infer_speed(det, X_big, t)
             onnx = _onnx_speed(det, m["preprocessor"], raw_big, t)
-            lines.append(f"| {title} | {n_params:,} | {t} | {train:,.0f} | {infer:,.0f} | {onnx:,.0f} |")
+            lines.append(f"| {title} | {n_params:,} | {t} | {train} | {infer:,.0f} | {onnx:,.0f} |")
             print(lines[-1], flush=True)
     lines += ["", f"What was tried on the default model ({threads} threads):", "",
               "| variant | training flows/s | inference flows/s | note |", "|---|---:|---:|---|"]
