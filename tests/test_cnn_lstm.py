@@ -157,7 +157,7 @@ def test_copies_on_two_threads_take_the_gradient_of_the_whole_batch(data: dict) 
         xb, yb = torch.from_numpy(X[:rows]), torch.from_numpy(y[:rows].astype(np.float32))
         loss = loss_of(net(xb), xb, yb)
         expected = torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, list(net.parameters()))])
-        assert expected.abs().min() < expected.abs().max() > 1e-4
+        assert expected.abs().max() > 1e-4  # a gradient worth comparing
         for threads in (1, 2):
             gradient = _step(_Replicas(net, threads, 0), xb, yb, loss_of, loss)
             torch.testing.assert_close(gradient, expected, rtol=1e-4, atol=1e-6)

@@ -349,8 +349,9 @@ class CnnLstmDetector(BaseEstimator):
             det.train_flows_per_s_ = float(state["train_flows_per_s"])
             module = det._build(det.n_features_in_)
             weights = load(files[WEIGHTS])
-            module.load_state_dict({k: v.unsqueeze(2) if k.startswith("cnn.") and v.ndim == 3 else v  # saved as
-                                    for k, v in weights.items()})  # Conv1d weights (out, in, k) before the 1×k Conv2d
+            # saved before the blocks became 1 x k Conv2d layers: Conv1d weights (out, in, k)
+            weights = {k: v.unsqueeze(2) if k.startswith("cnn.") and v.ndim == 3 else v for k, v in weights.items()}
+            module.load_state_dict(weights)
         except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as exc:
             raise ModelFileError(f"{directory}: not a loadable CNN-LSTM ({exc})") from None
         det.module_ = module.eval()
