@@ -260,7 +260,7 @@ def test_parameters_are_checked(data: dict) -> None:
                 {"class_weight": "auto"}):
         with pytest.raises(InvalidParameterError, match=next(iter(bad))):
             CnnLstmDetector(**bad).fit(X, y)
-    with pytest.raises(InvalidParameterError, match="empty sequence"):
+    with pytest.raises(InvalidParameterError, match="empty sequence; keep more features \\(at least 256 inputs"):
         CnnLstmDetector(filters=(4, 4, 4, 4), pool_size=4).fit(X, y)
     with pytest.raises(InvalidParameterError, match="columns"):
         CnnLstmDetector(**{**TINY, "max_epochs": 1}).fit(X, y).decision_function(X[:, :-1])

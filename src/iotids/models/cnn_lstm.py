@@ -253,11 +253,15 @@ class CnnLstmDetector(BaseEstimator):
                     "None or an int >= 1")
 
     def _build(self, n_features: int) -> CnnLstmNet:
-        length = sequence_length(n_features, len(self.filters), self.kernel_size, self.pool_size)
-        if length < 1:
+        def length(d: int) -> int:
+            return sequence_length(d, len(self.filters), self.kernel_size, self.pool_size)
+
+        if length(n_features) < 1:
+            least = next(d for d in range(n_features, self.pool_size ** len(self.filters) + 1) if length(d) >= 1)
             raise InvalidParameterError(
                 f"CnnLstmDetector: {len(self.filters)} blocks with pool_size {self.pool_size} shrink {n_features} "
-                "features to an empty sequence; use fewer blocks or a smaller pool_size."
+                f"model inputs to an empty sequence; keep more features (at least {least} inputs), or use fewer "
+                "blocks or a smaller pool_size."
             )
         return CnnLstmNet(n_features, filters=tuple(int(f) for f in self.filters), kernel_size=self.kernel_size,
                           pool_size=self.pool_size, lstm_units=self.lstm_units, dense_units=self.dense_units,
