@@ -161,6 +161,43 @@ def _train_speed(params: dict[str, Any], X: np.ndarray, y: np.ndarray, threads: 
     return det.train_flows_per_s_
 
 
+def _training_flops_per_flow(det: Any, n_features: int, rows: int = 128) -> float:
+    """Floating-point operations of one training step per flow, forward and backward: the convolutions and the
+    dense layers as torch's ``FlopCounterMode`` counts them, plus the LSTM (which it does not count: oneDNN's
+    fused kernel) as three times its forward's matrix products, ``2 L 4H (C + H)`` per flow."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from iotids.models.cnn_lstm import sequence_length
+
+    net = det.module_
+    net.train()
+    with FlopCounterMode(display=False) as counter:
+        net(torch.rand(rows, n_features)).sum().backward()
+    net.zero_grad(set_to_none=True)
+    net.eval()
+    lstm = net.lstm
+    length = sequence_length(n_features, len(det.filters), det.kernel_size, det.pool_size)
+    lstm_forward = 2 * length * 4 * lstm.hidden_size * (lstm.input_size + lstm.hidden_size)
+    return counter.get_total_flops() / rows + 3 * lstm_forward
+
+
+def _matmul_peak() -> float:
+    """GFLOP/s of a 1,024 x 1,024 float32 matrix product on one torch thread, best of 5: what one core of this
+    machine sustains in the best case."""
+    import torch
+
+    torch.set_num_threads(1)
+    a = torch.rand(1024, 1024)
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(10):
+            a @ a
+        best = min(best, (time.perf_counter() - start) / 10)
+    return 2 * 1024**3 / best / 1e9
+
+
 def _infer_speed(det: Any, X: np.ndarray, threads: int, batch: int | None = None, autocast: bool = False,
                  compiled: bool = False, onednn: bool = True) -> tuple[float, float]:
     """Best-of-3 flows/s of scoring ``X`` and the seconds of the first (warm-up/compile) call."""
@@ -231,14 +268,17 @@ def speed(threads: int) -> list[str]:
              "or ONNX Runtime's threads.", "",
              "ONNX Runtime: the model exported by `iotids.runtime.export_onnx` (preprocessing + network + sigmoid in "
              "one graph), raw canonical features in, 8,192 rows per call, best of 4.", "",
-             "| model | parameters | threads | training flows/s | inference flows/s (PyTorch) | inference flows/s "
-             "(ONNX Runtime, raw features in) |",
-             "|---|---:|---:|---:|---:|---:|"]
+             "Training MFLOP per flow: the arithmetic of one training step (forward and backward) per flow "
+             "(`_training_flops_per_flow`); training GFLOP/s: that times the median flows/s.", "",
+             "| model | parameters | threads | training flows/s | training MFLOP per flow | training GFLOP/s | "
+             "inference flows/s (PyTorch) | inference flows/s (ONNX Runtime, raw features in) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     fitted: dict[str, Any] = {}
     for title, params in models.items():
         det = CnnLstmDetector(**{**params, "max_epochs": 1}).fit(X[:4096], y[:4096])
         fitted[title] = det
         n_params = sum(p.numel() for p in det.module_.parameters())
+        flops = _training_flops_per_flow(det, X.shape[1])
         counts = sorted({1, threads})
         runs: dict[int, list[float]] = {t: [] for t in counts}
         for _ in range(TRAIN_RUNS):
@@ -248,14 +288,22 @@ def speed(threads: int) -> list[str]:
             train = f"{np.median(runs[t]):,.0f} ({min(runs[t]):,.0f}-{max(runs[t]):,.0f})"
             infer, _ = _infer_speed(det, X_big, t)
             onnx = _onnx_speed(det, m["preprocessor"], raw_big, t)
-            lines.append(f"| {title} | {n_params:,} | {t} | {train} | {infer:,.0f} | {onnx:,.0f} |")
+            lines.append(f"| {title} | {n_params:,} | {t} | {train} | {flops / 1e6:.2f} | "
+                         f"{flops * np.median(runs[t]) / 1e9:.1f} | {infer:,.0f} | {onnx:,.0f} |")
             print(lines[-1], flush=True)
-    lines += ["", f"What was tried on the default model ({threads} threads):", "",
+    peak = _matmul_peak()
+    lines += ["", f"For scale: a 1,024 x 1,024 float32 matrix product runs at {peak:.0f} GFLOP/s on one torch thread "
+              f"of this machine ({2 * peak:.0f} on both cores at best)."]
+    lines += ["", f"What was tried on the default model unless stated ({threads} threads):", "",
               "| variant | training flows/s | inference flows/s | note |", "|---|---:|---:|---|"]
     det = fitted["default"]
     for batch in (128, 1024):
         lines.append(f"| training batch size {batch} | {_train_speed({'batch_size': batch}, X, y, threads):,.0f} | "
                      "| default is 256 |")
+    wide = models[f"largest of the grid (width {largest})"]
+    lines.append(f"| largest of the grid (width {largest}) at training batch {max(DEFAULT_GRID['batch_size']):,} | "
+                 f"{_train_speed({**wide, 'batch_size': max(DEFAULT_GRID['batch_size'])}, X, y, threads):,.0f} | "
+                 "| the grid's other batch size |")
     for batch in (1024, 65536):
         lines.append(f"| inference batch {batch} rows | | {_infer_speed(det, X_big, threads, batch)[0]:,.0f} | "
                      f"default is {training.PREDICT_BATCH} |")
@@ -269,7 +317,7 @@ def speed(threads: int) -> list[str]:
         lines.append(f"| torch.compile (inductor) | | {compiled:,.0f} | first call {first:.0f} s (compilation) |")
     except Exception as exc:  # a missing compiler or an inductor limitation: record it
         lines.append(f"| torch.compile (inductor) | | failed | {type(exc).__name__}: {str(exc)[:80]} |")
-    print("\n".join(lines[-7:]), flush=True)
+    print("\n".join(lines[-8:]), flush=True)
     return [*lines, ""]
 
 
