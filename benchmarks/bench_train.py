@@ -161,25 +161,30 @@ def _train_speed(params: dict[str, Any], X: np.ndarray, y: np.ndarray, threads: 
     return det.train_flows_per_s_
 
 
-def _training_flops_per_flow(det: Any, n_features: int, rows: int = 128) -> float:
-    """Floating-point operations of one training step per flow, forward and backward: the convolutions and the
-    dense layers as torch's ``FlopCounterMode`` counts them, plus the LSTM (which it does not count: oneDNN's
-    fused kernel) as three times its forward's matrix products, ``2 L 4H (C + H)`` per flow."""
+def _flops_per_flow(det: Any, n_features: int, *, training: bool, rows: int = 128) -> float:
+    """Floating-point operations per flow of the network's forward pass, or with ``training`` of one training step
+    (forward and backward): the convolutions and the dense layers as torch's ``FlopCounterMode`` counts them, plus
+    the LSTM, which it does not count (oneDNN's fused kernel): ``2 L 4H (C + H)`` per flow forward, three times that
+    for a training step."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from iotids.models.cnn_lstm import sequence_length
 
     net = det.module_
-    net.train()
+    net.train(training)
     with FlopCounterMode(display=False) as counter:
-        net(torch.rand(rows, n_features)).sum().backward()
+        if training:
+            net(torch.rand(rows, n_features)).sum().backward()
+        else:
+            with torch.no_grad():
+                net(torch.rand(rows, n_features))
     net.zero_grad(set_to_none=True)
     net.eval()
     lstm = net.lstm
     length = sequence_length(n_features, len(det.filters), det.kernel_size, det.pool_size)
     lstm_forward = 2 * length * 4 * lstm.hidden_size * (lstm.input_size + lstm.hidden_size)
-    return counter.get_total_flops() / rows + 3 * lstm_forward
+    return counter.get_total_flops() / rows + (3 if training else 1) * lstm_forward
 
 
 def _matmul_peak() -> float:
@@ -268,17 +273,20 @@ def speed(threads: int) -> list[str]:
              "or ONNX Runtime's threads.", "",
              "ONNX Runtime: the model exported by `iotids.runtime.export_onnx` (preprocessing + network + sigmoid in "
              "one graph), raw canonical features in, 8,192 rows per call, best of 4.", "",
-             "Training MFLOP per flow: the arithmetic of one training step (forward and backward) per flow "
-             "(`_training_flops_per_flow`); training GFLOP/s: that times the median flows/s.", "",
+             "MFLOP per flow: the network's arithmetic per flow (`_flops_per_flow`) in one training step (forward and "
+             "backward) and in one forward pass; GFLOP/s: that times the median training or the ONNX Runtime flows/s.",
+             "",
              "| model | parameters | threads | training flows/s | training MFLOP per flow | training GFLOP/s | "
-             "inference flows/s (PyTorch) | inference flows/s (ONNX Runtime, raw features in) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "inference flows/s (PyTorch) | inference flows/s (ONNX Runtime, raw features in) | inference MFLOP "
+             "per flow | ONNX Runtime GFLOP/s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     fitted: dict[str, Any] = {}
     for title, params in models.items():
         det = CnnLstmDetector(**{**params, "max_epochs": 1}).fit(X[:4096], y[:4096])
         fitted[title] = det
         n_params = sum(p.numel() for p in det.module_.parameters())
-        flops = _training_flops_per_flow(det, X.shape[1])
+        flops = _flops_per_flow(det, X.shape[1], training=True)
+        forward_flops = _flops_per_flow(det, X.shape[1], training=False)
         counts = sorted({1, threads})
         runs: dict[int, list[float]] = {t: [] for t in counts}
         for _ in range(TRAIN_RUNS):
@@ -289,7 +297,8 @@ def speed(threads: int) -> list[str]:
             infer, _ = _infer_speed(det, X_big, t)
             onnx = _onnx_speed(det, m["preprocessor"], raw_big, t)
             lines.append(f"| {title} | {n_params:,} | {t} | {train} | {flops / 1e6:.2f} | "
-                         f"{flops * np.median(runs[t]) / 1e9:.1f} | {infer:,.0f} | {onnx:,.0f} |")
+                         f"{flops * np.median(runs[t]) / 1e9:.1f} | {infer:,.0f} | {onnx:,.0f} | "
+                         f"{forward_flops / 1e6:.2f} | {forward_flops * onnx / 1e9:.1f} |")
             print(lines[-1], flush=True)
     peak = _matmul_peak()
     lines += ["", f"For scale: a 1,024 x 1,024 float32 matrix product runs at {peak:.0f} GFLOP/s on one torch thread "
