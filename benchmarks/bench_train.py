@@ -8,8 +8,9 @@ Sections (each optional), written as markdown to ``--out`` (default ``benchmarks
 * ``candidates``: configurations considered for the defaults (and the log transform on/off), trained on the
   corrected release's split; validation loss, test figures and speed.
 * ``speed``: training flows/s (steady-state epochs, no validation) and batch-inference flows/s for the default
-  model and the largest model of the grid (width 2), with torch threads 1 and 2, and what was tried to go faster
-  (batch sizes, bfloat16 autocast, torch.compile).
+  model and the largest model of the grid (width 2), with torch threads 1 and 2, their arithmetic per flow beside
+  this machine's matrix-product peak, and what was tried to go faster (batch sizes, bfloat16 autocast,
+  torch.compile).
 
     python benchmarks/bench_train.py [--sections accuracy,candidates,speed] [--threads 2]
 """
@@ -302,16 +303,17 @@ def speed(threads: int) -> list[str]:
             print(lines[-1], flush=True)
     peak = _matmul_peak()
     lines += ["", f"For scale: a 1,024 x 1,024 float32 matrix product runs at {peak:.0f} GFLOP/s on one torch thread "
-              f"of this machine ({2 * peak:.0f} on both cores at best)."]
-    lines += ["", f"What was tried on the default model unless stated ({threads} threads):", "",
+              f"of this machine ({2 * peak:.0f} on both cores at best).", ""]
+    tried = len(lines)
+    lines += [f"What was tried on the default model unless stated ({threads} threads):", "",
               "| variant | training flows/s | inference flows/s | note |", "|---|---:|---:|---|"]
     det = fitted["default"]
     for batch in (128, 1024):
         lines.append(f"| training batch size {batch} | {_train_speed({'batch_size': batch}, X, y, threads):,.0f} | "
                      "| default is 256 |")
-    wide = models[f"largest of the grid (width {largest})"]
-    lines.append(f"| largest of the grid (width {largest}) at training batch {max(DEFAULT_GRID['batch_size']):,} | "
-                 f"{_train_speed({**wide, 'batch_size': max(DEFAULT_GRID['batch_size'])}, X, y, threads):,.0f} | "
+    big_batch = max(DEFAULT_GRID["batch_size"])
+    lines.append(f"| largest of the grid (width {largest}) at training batch {big_batch:,} | "
+                 f"{_train_speed({**widened({}, largest), 'batch_size': big_batch}, X, y, threads):,.0f} | "
                  "| the grid's other batch size |")
     for batch in (1024, 65536):
         lines.append(f"| inference batch {batch} rows | | {_infer_speed(det, X_big, threads, batch)[0]:,.0f} | "
@@ -326,7 +328,7 @@ def speed(threads: int) -> list[str]:
         lines.append(f"| torch.compile (inductor) | | {compiled:,.0f} | first call {first:.0f} s (compilation) |")
     except Exception as exc:  # a missing compiler or an inductor limitation: record it
         lines.append(f"| torch.compile (inductor) | | failed | {type(exc).__name__}: {str(exc)[:80]} |")
-    print("\n".join(lines[-8:]), flush=True)
+    print("\n".join(lines[tried:]), flush=True)
     return [*lines, ""]
 
 
