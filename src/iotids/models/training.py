@@ -247,6 +247,7 @@ def fit_module(
     min_delta: float = 0.0,
     class_weight: str | None = None,
     schedule: str = "constant",
+    batch_growth: int = 1,
     random_state: int = 0,
     progress: bool = False,
     description: str = "training",
@@ -267,6 +268,9 @@ def fit_module(
     schedule : ``"constant"`` learning rate; ``"cosine"`` (from ``learning_rate`` down to 0 along a half cosine
         over the ``max_epochs`` budget); or ``"onecycle"`` (warm up to ``learning_rate`` over the first 30 % of
         the budget, then anneal to 1/10,000 of it). Both are stepped per batch.
+    batch_growth : the batches of the second half of the ``max_epochs`` budget are this many times larger. A
+        larger batch lowers the gradient's noise as a smaller step does (Smith et al., "Don't Decay the Learning
+        Rate, Increase the Batch Size", 2018), in fewer steps, each cheaper per row.
     random_state : seeds the shuffling (and, through :func:`seeded`, dropout).
     progress : show a rich progress bar on stderr.
     reconstruct : train an autoencoder: the loss is the mean squared error between output and input, labels are
@@ -285,17 +289,24 @@ def fit_module(
         raise InvalidParameterError(
             f"The 'schedule' parameter of fit_module must be 'constant', 'cosine' or 'onecycle'. Got {schedule!r}."
         )
+    if not isinstance(batch_growth, int) or batch_growth < 1:
+        raise InvalidParameterError(
+            f"The 'batch_growth' parameter of fit_module must be an int >= 1. Got {batch_growth!r}."
+        )
     replicas = _Replicas(module, threads, random_state)
     optimizer = torch.optim.Adam([replicas.parameter], lr=learning_rate, fused=True)  # one kernel for all weights
     generator = torch.Generator().manual_seed(random_state)
     n = len(X_t)
-    n_batches = math.ceil(n / batch_size)
+
+    def epoch_batch(epoch: int) -> int:
+        return batch_size * (batch_growth if 2 * (epoch - 1) >= max_epochs else 1)
+
+    total_steps = sum(math.ceil(n / epoch_batch(epoch)) for epoch in range(1, max_epochs + 1))
     scheduler = None
     if schedule == "onecycle":
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=learning_rate,
-                                                        total_steps=max_epochs * n_batches)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=learning_rate, total_steps=total_steps)
     elif schedule == "cosine":
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_epochs * n_batches)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
 
     def loss_of(output: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor | None) -> torch.Tensor:
         return F.mse_loss(output, xb) if yb is None else _loss(output, yb, weights)
@@ -305,7 +316,7 @@ def fit_module(
     bad_epochs = 0
     start = time.perf_counter()
     with _progress(progress, description) as bar:
-        task = bar.add_task(description, total=max_epochs * n_batches, loss="-", val_loss="-", rate="-")
+        task = bar.add_task(description, total=total_steps, loss="-", val_loss="-", rate="-")
         try:
             for epoch in range(1, max_epochs + 1):
                 bar.update(task, description=f"{description}: epoch {epoch}/{max_epochs}")
@@ -314,9 +325,10 @@ def fit_module(
                 X_epoch, y_epoch = X_t[order], None if y_t is None else y_t[order]
                 tick = time.perf_counter()
                 loss_sum = correct = 0.0
-                for i in range(0, n, batch_size):
-                    xb = X_epoch[i : i + batch_size]
-                    yb = None if y_epoch is None else y_epoch[i : i + batch_size]
+                rows = epoch_batch(epoch)
+                for i in range(0, n, rows):
+                    xb = X_epoch[i : i + rows]
+                    yb = None if y_epoch is None else y_epoch[i : i + rows]
                     output, loss = replicas.step(xb, yb, loss_of)
                     optimizer.step()
                     replicas.sync()
@@ -325,7 +337,7 @@ def fit_module(
                     if yb is not None:
                         correct += float(((output > 0).float() == yb).sum())
                     loss_sum += loss.item() * len(xb)
-                    seen = min(i + batch_size, n)
+                    seen = min(i + rows, n)
                     bar.update(task, advance=1, loss=f"{loss_sum / seen:.4f}",
                                rate=f"{seen / (time.perf_counter() - tick):,.0f}")
                 seconds = time.perf_counter() - tick
