@@ -3,7 +3,8 @@
 Every candidate is a :class:`~iotids.models.cnn_lstm.CnnLstmDetector` trained on the training rows with early
 stopping on the validation rows; its score is the validation loss of its best epoch (lower is better, ties
 broken by the order of the grid). The best candidate is kept as trained, so the test rows are scored once, by
-the caller, after the search. ``width`` multiplies the convolution filters, the LSTM units and the dense units.
+the caller, after the search. ``width`` multiplies the convolution filters, the LSTM units and the dense units;
+``batch_size`` is the batch of the first half of the epochs (the detector's ``batch_growth`` enlarges the rest).
 """
 
 from __future__ import annotations
