@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from iotids.evaluate.metrics import METRIC_KEYS, binary_report
 from iotids.evaluate.report import FIGURES, ReportInput, write_report
@@ -45,3 +46,34 @@ def test_report_without_history_or_second_class_still_renders(tmp_path: Path) ->
     write_report(tmp_path, ReportInput(title="benign only", report=report))
     assert all((tmp_path / "figures" / name).stat().st_size > 1000 for name in FIGURES)
     assert "n/a" in (tmp_path / "report.md").read_text()
+
+
+def test_curves_zoom_in_and_mark_the_threshold() -> None:
+    """ROC on a log false positive rate, both curves with a dot at the threshold's (rate, recall) and a y axis
+    that starts below the lowest of the curves sharing the axes; the chance line is drawn once."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from iotids.evaluate.plots import plot_loss, plot_pr, plot_roc
+
+    rng = np.random.default_rng(1)
+    y = np.r_[np.zeros(400, int), np.ones(1600, int)]
+    good, worse = (binary_report(y, 1 / (1 + np.exp(-(8 * y - 4 + rng.normal(0, noise, len(y))))), 0.5)
+                   for noise in (1.0, 2.0))
+    points = {plot_roc: lambda r: (max(r.false_alarm_rate, 0.5 / 400), r.recall),  # the axis ends at half a flow
+              plot_pr: lambda r: (r.recall, r.precision)}
+    for plot, dot in points.items():
+        fig = Figure()
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        for report in (good, worse):
+            plot(report, ax=ax, label="m")
+        dots = [tuple(line.get_xydata()[0]) for line in ax.lines if line.get_marker() == "o"]
+        assert dots == [pytest.approx(dot(good)), pytest.approx(dot(worse))]
+        assert sum(line.get_gid() == "chance" for line in ax.lines) == 1
+        curves = [line for line in ax.lines if line.get_marker() != "o" and line.get_gid() != "chance"]
+        lowest = min(float(np.min(line.get_ydata())) for line in curves)
+        assert 0 < ax.get_ylim()[0] < lowest  # zoomed in, nothing cut off
+    assert ax.get_xscale() == "linear" and plot_roc(good).axes[0].get_xscale() == "log"
+    history = [{"epoch": e, "loss": 1 / e, "val_loss": 1.1 / e} for e in range(1, 4)]
+    assert plot_loss(history).axes[0].get_yscale() == "log"

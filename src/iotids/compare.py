@@ -355,7 +355,8 @@ def _figure(comparison: Comparison, kind: str) -> Any:
     for ax, strategy in zip(fig.subplots(1, len(strategies), squeeze=False)[0], strategies, strict=True):
         for result in (r for r in comparison.results if r.split == strategy):
             plot(result.report, ax=ax, label=TITLES.get(result.model, result.model))
-        ax.set_title(f"{'ROC' if kind == 'roc' else 'Precision-recall'} curves, {strategy} split")
+        ax.set_title(f"{'ROC' if kind == 'roc' else 'Precision-recall'} curves, {strategy} split "
+                     "(dots: each model's threshold)")
     return fig
 
 

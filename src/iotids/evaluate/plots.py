@@ -11,7 +11,9 @@ function                       figure                                     paper
 =============================  =========================================  ====================
 
 Each takes an optional ``ax`` (to draw into an existing figure) and returns the ``Figure``;
-:func:`figure_png` renders one to PNG bytes.
+:func:`figure_png` renders one to PNG bytes. Where the paper's linear axes would flatten a good detector's
+curves into its corners, these zoom in: the loss and the ROC curve's false positive rate are on log scales, the
+precision axis starts just below the share of attacks, and both curves mark the point of the report's threshold.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def figure_png(fig: Any, *, dpi: int = 110) -> bytes:
 
 
 def _plot_history(history: Sequence[dict[str, Any]], key: str, title: str, ylabel: str, ax: Any,
-                  best_epoch: int | None) -> Any:
+                  best_epoch: int | None, *, log: bool = False) -> Any:
     from matplotlib.ticker import MaxNLocator
 
     fig, ax = _axes(ax)
@@ -63,6 +65,8 @@ def _plot_history(history: Sequence[dict[str, Any]], key: str, title: str, ylabe
         ax.axvline(best_epoch, color="grey", ls=":", lw=1, label=f"best epoch ({best_epoch})")
     if not history:
         ax.text(0.5, 0.5, "no training history", ha="center", va="center", transform=ax.transAxes)
+    if log and train + val and min(v for _, v in train + val) > 0:
+        ax.set_yscale("log")
     ax.set(title=title, xlabel="epoch", ylabel=ylabel)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
@@ -77,8 +81,10 @@ def plot_accuracy(history: Sequence[dict[str, Any]], *, ax: Any = None, best_epo
 
 
 def plot_loss(history: Sequence[dict[str, Any]], *, ax: Any = None, best_epoch: int | None = None) -> Any:
-    """Figure 4: training and validation binary cross-entropy per epoch."""
-    return _plot_history(history, "loss", "Training and validation loss", "binary cross-entropy", ax, best_epoch)
+    """Figure 4: training and validation binary cross-entropy per epoch (log scale: the last epochs' differences
+    are a hundredth of the first epoch's loss)."""
+    return _plot_history(history, "loss", "Training and validation loss", "binary cross-entropy (log scale)", ax,
+                         best_epoch, log=True)
 
 
 def plot_confusion_matrix(report: BinaryReport, *, ax: Any = None) -> Any:
@@ -101,32 +107,68 @@ def _no_curve(ax: Any) -> None:
     ax.text(0.5, 0.5, "undefined: the rows hold one class only", ha="center", va="center", transform=ax.transAxes)
 
 
+def _chance(ax: Any, x: Any, y: Any) -> None:
+    """The dashed line of a detector without skill, drawn once per axes (several curves may share them)."""
+    if not any(line.get_gid() == "chance" for line in ax.lines):
+        ax.plot(x, y, color="grey", ls="--", lw=1, gid="chance")
+
+
+def _floor(ax: Any) -> float:
+    """A y axis bottom just below the lowest point of the curves on ``ax`` (not the chance line): the axis zooms in
+    on curves that stay near 1, whichever of them runs lowest."""
+    low = min(float(np.min(line.get_ydata())) for line in ax.lines if line.get_gid() != "chance")
+    return max(0.0, low - max(0.05 * (1 - low), 0.002))
+
+
+def _curve_label(label: str | None, area: str) -> str:
+    return f"{label} ({area})" if label else f"({area})"
+
+
 def plot_pr(report: BinaryReport, *, ax: Any = None, label: str | None = None) -> Any:
-    """Figure 6: precision against recall over all thresholds, with the average precision."""
+    """Figure 6: precision against recall over all thresholds, with the average precision and a dot at the
+    report's threshold. The precision axis starts just below the share of attacks (dashed: the precision of
+    flagging every flow, where the curve ends at recall 1)."""
     fig, ax = _axes(ax)
+    bottom = 0.0
     if report.pr_curve is None:
         _no_curve(ax)
     else:
         recall, precision = report.pr_curve
-        name = f"{label} " if label else ""
-        ax.step(recall, precision, where="post", label=f"{name}(AP = {report.average_precision:.4f})")
+        share = (report.tp + report.fn) / report.n
+        (line,) = ax.step(recall, precision, where="post",
+                          label=_curve_label(label, f"AP = {report.average_precision:.4f}"))
+        ax.plot([report.recall], [report.precision], "o", color=line.get_color())
+        _chance(ax, [0, 1], [share, share])
         ax.legend(loc="lower left")
-    ax.set(title="Precision-recall curve", xlabel="recall", ylabel="precision", xlim=(0, 1.01), ylim=(0, 1.01))
+        bottom = _floor(ax)
+    ax.set(title=f"Precision-recall curve (dot: threshold {report.threshold:.4g})", xlabel="recall",
+           ylabel="precision", xlim=(0, 1.01), ylim=(bottom, 1 + 0.01 * (1 - bottom)))
     ax.grid(alpha=0.3)
     return fig
 
 
 def plot_roc(report: BinaryReport, *, ax: Any = None, label: str | None = None) -> Any:
-    """Figure 7: true positive rate against false positive rate, with the area under the curve."""
+    """Figure 7: true positive rate against false positive rate, with the area under the curve and a dot at the
+    report's threshold. The false positive rate is on a log scale down to half a benign flow (the low false alarm
+    rates that a deployment runs at), the true positive rate starts just below the lowest curve; the dashed line
+    is chance."""
     fig, ax = _axes(ax)
+    left = 0.5 / max(report.tn + report.fp, 1)
+    bottom = 0.0
     if report.roc_curve is None:
         _no_curve(ax)
     else:
         fpr, tpr = report.roc_curve
-        name = f"{label} " if label else ""
-        ax.plot(fpr, tpr, label=f"{name}(AUC = {report.roc_auc:.4f})")
-        ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1)
+        start = max(int(np.searchsorted(fpr, 0.0, side="right")) - 1, 0)  # the last point without a false positive
+        (line,) = ax.plot(np.maximum(fpr[start:], left), tpr[start:],
+                          label=_curve_label(label, f"AUC = {report.roc_auc:.4f}"))
+        ax.plot([max(report.false_alarm_rate, left)], [report.recall], "o", color=line.get_color())
+        chance = np.geomspace(left, 1, 50)
+        _chance(ax, chance, chance)
         ax.legend(loc="lower right")
-    ax.set(title="ROC curve", xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.01))
-    ax.grid(alpha=0.3)
+        bottom = _floor(ax)
+    ax.set_xscale("log")
+    ax.set(title=f"ROC curve (dot: threshold {report.threshold:.4g})", xlabel="false positive rate (log scale)",
+           ylabel="true positive rate", xlim=(left, 1), ylim=(bottom, 1 + 0.01 * (1 - bottom)))
+    ax.grid(alpha=0.3, which="both")
     return fig

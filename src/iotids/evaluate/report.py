@@ -42,10 +42,10 @@ __all__ = ["FIGURES", "ReportInput", "write_report"]
 #: file name -> caption of each figure, in the paper's order (figures 3-7).
 FIGURES: dict[str, str] = {
     "accuracy.png": "Figure 3: training and validation accuracy per epoch",
-    "loss.png": "Figure 4: training and validation loss per epoch",
+    "loss.png": "Figure 4: training and validation loss per epoch (log scale)",
     "confusion_matrix.png": "Figure 5: confusion matrix",
     "precision_recall.png": "Figure 6: precision-recall curve",
-    "roc.png": "Figure 7: ROC curve",
+    "roc.png": "Figure 7: ROC curve (false positive rate on a log scale)",
 }
 
 
