@@ -1,5 +1,5 @@
 """The CNN-LSTM detector on a few thousand real rows of the corrected CICIDS2017: quality floor, contract,
-reproducibility, early stopping with restore, Ctrl-C, save/load, grid search, the input encoding."""
+reproducibility, early stopping with restore, Ctrl-C, save/load, grid search, the feature order, the input encoding."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 from iotids.errors import InvalidParameterError, ModelFileError, NotFittedError
 from iotids.models.base import Detector, detector_class
-from iotids.models.cnn_lstm import BinEncoding, CnnLstmDetector, CnnLstmNet
+from iotids.models.cnn_lstm import BinEncoding, CnnLstmDetector, CnnLstmNet, correlation_order
 from iotids.models.search import grid_search
 from iotids.models.training import Dropout, _Replicas, fit_module
 
@@ -107,13 +107,14 @@ def test_the_encoding_is_fitted_on_the_training_rows_and_saved(fitted: CnnLstmDe
     """The default network encodes each feature as 8 channels with edges from ``fit``'s rows and labels;
     ``bins=0`` feeds the convolution the scaled values themselves (the paper's network)."""
     X, y = data["train"]
+    Xo = X[:, fitted.module_.order.numpy()]  # the encoding sees the features in the network's order
     encoding = fitted.module_.encoding
     assert fitted.bins == 8 and fitted.module_.cnn[0].in_channels == 8
-    np.testing.assert_allclose(encoding.low[0].numpy(), X.min(axis=0), atol=1e-6)
+    np.testing.assert_allclose(encoding.low[0].numpy(), Xo.min(axis=0), atol=1e-6)
     informative = np.flatnonzero((encoding.inverse_width > 0).sum(0).numpy() > 2)
-    assert len(informative) > X.shape[1] // 4  # most flow features split the labels somewhere
+    assert len(informative) > Xo.shape[1] // 4  # most flow features split the labels somewhere
     j = int(informative[0])
-    tree = DecisionTreeClassifier(max_leaf_nodes=8, min_samples_leaf=max(1, int(1e-3 * len(X)))).fit(X[:, [j]], y)
+    tree = DecisionTreeClassifier(max_leaf_nodes=8, min_samples_leaf=max(1, int(1e-3 * len(Xo)))).fit(Xo[:, [j]], y)
     splits = np.sort(tree.tree_.threshold[tree.tree_.feature >= 0]).astype(np.float32)
     used = int((encoding.inverse_width[:, j] > 0).sum())
     np.testing.assert_allclose(encoding.low[1:used, j].numpy(), splits, atol=1e-6)
@@ -201,22 +202,55 @@ def test_save_load_gives_identical_scores_and_refuses_tampering(fitted: CnnLstmD
         CnnLstmDetector.load(tmp_path)
 
 
-def test_a_model_saved_with_conv1d_weights_loads(fitted: CnnLstmDetector, data: dict, tmp_path: Path) -> None:
-    """Models saved before the blocks ran as 1 x k Conv2d layers hold Conv1d weights ``(out, in, k)``."""
+def _resave(det: CnnLstmDetector, directory: Path, state: dict, drop_param: str | None = None) -> None:
+    """Save ``det`` with the weights ``state`` (and without the parameter ``drop_param``), as an earlier version did."""
     import hashlib
 
     from safetensors.torch import save
 
-    fitted.save(tmp_path)
+    det.save(directory)
+    blob = save(state)
+    (directory / "model.safetensors").write_bytes(blob)
+    manifest = json.loads((directory / "detector.json").read_text())
+    manifest["files"]["model.safetensors"] = hashlib.sha256(blob).hexdigest()
+    manifest["params"].pop(drop_param, None)
+    (directory / "detector.json").write_text(json.dumps(manifest))
+
+
+def test_models_saved_by_earlier_versions_load(fitted: CnnLstmDetector, data: dict, tmp_path: Path) -> None:
+    """Models saved before the blocks ran as 1 x k Conv2d layers hold Conv1d weights ``(out, in, k)``; models saved
+    before the features were reordered have no ``order`` and no ``feature_order``: the preprocessor's order."""
+    X = data["test"][0]
     state = {k: v.squeeze(2) if v.ndim == 4 else v for k, v in fitted.module_.state_dict().items()}
     assert sum(v.ndim == 3 for v in state.values()) == len(fitted.filters)
-    blob = save(state)
-    (tmp_path / "model.safetensors").write_bytes(blob)
-    manifest = json.loads((tmp_path / "detector.json").read_text())
-    manifest["files"]["model.safetensors"] = hashlib.sha256(blob).hexdigest()
-    (tmp_path / "detector.json").write_text(json.dumps(manifest))
-    X = data["test"][0]
-    np.testing.assert_array_equal(CnnLstmDetector.load(tmp_path).decision_function(X), fitted.decision_function(X))
+    _resave(fitted, tmp_path / "conv1d", state)
+    np.testing.assert_array_equal(CnnLstmDetector.load(tmp_path / "conv1d").decision_function(X),
+                                  fitted.decision_function(X))
+    unordered = CnnLstmDetector(**{**TINY, "max_epochs": 1}, feature_order="input").fit(*data["train"])
+    state = {k: v for k, v in unordered.module_.state_dict().items() if k != "order"}
+    _resave(unordered, tmp_path / "unordered", state, drop_param="feature_order")
+    old = CnnLstmDetector.load(tmp_path / "unordered")
+    assert old.feature_order == "input"
+    np.testing.assert_array_equal(old.decision_function(X), unordered.decision_function(X))
+
+
+def test_correlated_features_are_put_side_by_side(fitted: CnnLstmDetector, data: dict) -> None:
+    """``correlation_order`` puts each column next to its noisy copy; the default detector sees its features in
+    that order of its training rows, ``feature_order="input"`` in the preprocessor's."""
+    rng = np.random.default_rng(0)
+    base = rng.random((500, 3))
+    X = np.column_stack([base, base + rng.normal(0, 0.05, base.shape), np.full(500, 0.5)])  # a, b, c, a', b', c', k
+    order = list(correlation_order(X))
+    assert sorted(order) == list(range(7))
+    for j in range(3):
+        assert abs(order.index(j) - order.index(j + 3)) == 1
+    X_train = data["train"][0]
+    np.testing.assert_array_equal(fitted.module_.order.numpy(), correlation_order(X_train))
+    assert not np.array_equal(fitted.module_.order.numpy(), np.arange(X_train.shape[1]))
+    plain = CnnLstmDetector(**{**TINY, "max_epochs": 1}, feature_order="input").fit(*data["train"])
+    np.testing.assert_array_equal(plain.module_.order.numpy(), np.arange(X_train.shape[1]))
+    with pytest.raises(InvalidParameterError, match="feature_order"):
+        CnnLstmDetector(feature_order="random").fit(*data["train"])
 
 
 def test_keyboard_interrupt_keeps_the_best_epoch(data: dict) -> None:

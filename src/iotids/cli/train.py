@@ -42,6 +42,10 @@ def train(
         "--bins", help="Bins of the network's input encoding, chosen per feature by a small decision tree on the "
                        "training rows (default 8); 0 feeds it the scaled values themselves, as in the paper.",
     )] = None,
+    feature_order: Annotated[str | None, typer.Option(
+        "--feature-order", help="correlation (default): the convolutions see correlated features side by side; "
+                                "input: in the preprocessor's order, as in the paper.",
+    )] = None,
     threads: Annotated[int | None, typer.Option(
         "--threads", help="Training threads: copies of the network that share each batch, one thread each "
                           "(default 2; the result depends on this number, not on the cores). Scoring: torch threads.",
@@ -55,7 +59,8 @@ def train(
     config = TrainConfig(
         data=tuple(str(p) for p in data), out=str(out), split=split, random_state=seed, max_epochs=epochs,
         grid=grid, target_far=target_far,
-        model={k: v for k, v in (("bins", bins), ("n_threads", threads)) if v is not None},
+        model={k: v for k, v in (("bins", bins), ("feature_order", feature_order), ("n_threads", threads))
+               if v is not None},
         preprocess={} if max_features is None else {"max_features": max_features, "random_state": seed},
         progress=not quiet,
     )

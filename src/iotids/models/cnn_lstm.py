@@ -2,6 +2,8 @@
 
 Network (:class:`CnnLstmNet`), for a preprocessed flow vector of ``d`` values in [0, 1]::
 
+    (b, d) -> (b, d)                                      the features reordered, correlated ones side by side
+                                                          (correlation_order; "input": the preprocessor's order)
     (b, d) -> (b, bins, d)                                each value encoded over target-aware bins (BinEncoding);
                                                           with bins=0, (b, 1, d): the values themselves (the paper)
     per block k: Conv1d(c_{k-1} -> filters[k], kernel_size, padding kernel_size // 2), ReLU, MaxPool1d(pool_size)
@@ -63,7 +65,7 @@ from iotids.models.baselines import (
 )
 from iotids.models.training import Dropout, FitOutcome, fit_module, predict_logits, seeded, torch_threads
 
-__all__ = ["CnnLstmDetector", "CnnLstmNet", "sequence_length"]
+__all__ = ["CnnLstmDetector", "CnnLstmNet", "correlation_order", "sequence_length"]
 
 WEIGHTS = "model.safetensors"
 SCHEDULES = ("constant", "cosine", "onecycle")
@@ -75,6 +77,28 @@ MIN_LEAF_SHARE = 1e-3
 #: faster than one on a 2-core machine, as accurately over six seeds (benchmarks/results/train.md, "Two training
 #: threads").
 TRAIN_THREADS = 2
+
+
+FEATURE_ORDERS = ("correlation", "input")
+
+
+def correlation_order(X: np.ndarray, *, max_rows: int = 100_000, random_state: int = 0) -> np.ndarray:
+    """An order of the columns of ``X`` that puts correlated ones side by side, for the convolutions: the leaves of
+    an average-linkage clustering under the distance ``1 - |Spearman correlation|`` (a column without variance is
+    at distance 1 from every other), over at most ``max_rows`` rows."""
+    from scipy.cluster.hierarchy import leaves_list, linkage
+    from scipy.spatial.distance import squareform
+    from scipy.stats import rankdata
+
+    if X.shape[1] < 3:
+        return np.arange(X.shape[1])
+    if len(X) > max_rows:
+        X = X[np.sort(np.random.default_rng(random_state).choice(len(X), max_rows, replace=False))]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = np.nan_to_num(np.corrcoef(rankdata(X, axis=0), rowvar=False))
+    distance = 1.0 - np.abs(rho)
+    np.fill_diagonal(distance, 0.0)
+    return leaves_list(linkage(squareform((distance + distance.T) / 2, checks=False), "average"))
 
 
 def sequence_length(n_features: int, n_blocks: int, kernel_size: int, pool_size: int) -> int:
@@ -141,6 +165,7 @@ class CnnLstmNet(nn.Module):
     def __init__(self, n_features: int, *, filters: tuple[int, ...], kernel_size: int, pool_size: int,
                  lstm_units: int, dense_units: int, dropout: float, bins: int = 0) -> None:
         super().__init__()
+        self.register_buffer("order", torch.arange(n_features))
         self.encoding = BinEncoding(bins, n_features) if bins else None
         layers: list[nn.Module] = []
         channels = bins or 1
@@ -155,6 +180,7 @@ class CnnLstmNet(nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """float32 ``(b, d)`` -> the first convolution's input ``(b, channels, 1, d)``, channels last."""
+        x = x.index_select(1, self.order)
         channels = x.unsqueeze(1) if self.encoding is None else self.encoding(x)
         return channels.unsqueeze(2).contiguous(memory_format=torch.channels_last)
 
@@ -170,6 +196,8 @@ class CnnLstmDetector(BaseEstimator):
 
     Parameters
     ----------
+    feature_order : ``"correlation"``: the convolutions see the features in :func:`correlation_order` of the
+        training rows, correlated features side by side; ``"input"``: in the preprocessor's order (the paper).
     bins : bins of the input encoding (:class:`BinEncoding`; each feature becomes ``bins`` channels of
         the first convolution); ``0`` gives the convolution the scaled values themselves, as in the paper.
     filters : output channels of each Conv1d block (the number of blocks is its length).
@@ -201,6 +229,7 @@ class CnnLstmDetector(BaseEstimator):
     def __init__(
         self,
         *,
+        feature_order: str = "correlation",
         bins: int = 8,
         filters: tuple[int, ...] = (16, 32),
         kernel_size: int = 3,
@@ -219,6 +248,7 @@ class CnnLstmDetector(BaseEstimator):
         n_threads: int | None = None,
         progress: bool = False,
     ) -> None:
+        self.feature_order = feature_order
         self.bins = bins
         self.filters = filters
         self.kernel_size = kernel_size
@@ -257,6 +287,8 @@ class CnnLstmDetector(BaseEstimator):
         check_param(self, "class_weight", self.class_weight, self.class_weight in (None, "balanced"),
                     "None or 'balanced'")
         check_param(self, "schedule", self.schedule, self.schedule in SCHEDULES, f"one of {', '.join(SCHEDULES)}")
+        check_param(self, "feature_order", self.feature_order, self.feature_order in FEATURE_ORDERS,
+                    f"one of {', '.join(FEATURE_ORDERS)}")
         check_param(self, "n_threads", self.n_threads, self.n_threads is None or positive_int(self.n_threads),
                     "None or an int >= 1")
 
@@ -290,8 +322,10 @@ class CnnLstmDetector(BaseEstimator):
             eval_set = (X_val, check_labels(eval_set[1], len(X_val), self, both_classes=False))
         with torch_threads(1), seeded(self.random_state):
             module = self._build(X.shape[1])
+            if self.feature_order == "correlation":
+                module.order.copy_(torch.from_numpy(correlation_order(X, random_state=self.random_state)))
             if module.encoding is not None:
-                module.encoding.fit(X, y, random_state=self.random_state)
+                module.encoding.fit(X[:, module.order.numpy()], y, random_state=self.random_state)
             outcome: FitOutcome = fit_module(
                 module, X, y, eval_set=eval_set, learning_rate=float(self.learning_rate),
                 batch_size=int(self.batch_size), batch_growth=int(self.batch_growth), max_epochs=int(self.max_epochs),
@@ -351,6 +385,7 @@ class CnnLstmDetector(BaseEstimator):
             params = dict(manifest["params"])
             params["filters"] = tuple(params["filters"])
             params.setdefault("bins", 0)  # saved before the input encoding existed
+            params.setdefault("feature_order", "input")  # saved before the features were reordered
             det = cls(**params)
             state = manifest["state"]
             det.n_features_in_ = int(state["n_features_in"])
@@ -364,6 +399,7 @@ class CnnLstmDetector(BaseEstimator):
             weights = load(files[WEIGHTS])
             # saved before the blocks became 1 x k Conv2d layers: Conv1d weights (out, in, k)
             weights = {k: v.unsqueeze(2) if k.startswith("cnn.") and v.ndim == 3 else v for k, v in weights.items()}
+            weights.setdefault("order", torch.arange(det.n_features_in_))
             module.load_state_dict(weights)
         except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as exc:
             raise ModelFileError(f"{directory}: not a loadable CNN-LSTM ({exc})") from None
