@@ -235,8 +235,8 @@ def test_models_saved_by_earlier_versions_load(fitted: CnnLstmDetector, data: di
 
 
 def test_correlated_features_are_put_side_by_side(fitted: CnnLstmDetector, data: dict) -> None:
-    """``correlation_order`` puts each column next to its noisy copy; the default detector sees its features in
-    that order of its training rows, ``feature_order="input"`` in the preprocessor's."""
+    """``correlation_order`` puts each column next to its noisy copy; ``feature_order="correlation"`` shows the
+    convolutions the features in that order of the training rows, the default in the preprocessor's."""
     rng = np.random.default_rng(0)
     base = rng.random((500, 3))
     X = np.column_stack([base, base + rng.normal(0, 0.05, base.shape), np.full(500, 0.5)])  # a, b, c, a', b', c', k
@@ -245,10 +245,13 @@ def test_correlated_features_are_put_side_by_side(fitted: CnnLstmDetector, data:
     for j in range(3):
         assert abs(order.index(j) - order.index(j + 3)) == 1
     X_train = data["train"][0]
-    np.testing.assert_array_equal(fitted.module_.order.numpy(), correlation_order(X_train))
-    assert not np.array_equal(fitted.module_.order.numpy(), np.arange(X_train.shape[1]))
-    plain = CnnLstmDetector(**{**TINY, "max_epochs": 1}, feature_order="input").fit(*data["train"])
-    np.testing.assert_array_equal(plain.module_.order.numpy(), np.arange(X_train.shape[1]))
+    np.testing.assert_array_equal(fitted.module_.order.numpy(), np.arange(X_train.shape[1]))
+    ordered = CnnLstmDetector(**{**TINY, "max_epochs": 1}, feature_order="correlation").fit(*data["train"])
+    np.testing.assert_array_equal(ordered.module_.order.numpy(), correlation_order(X_train))
+    assert not np.array_equal(ordered.module_.order.numpy(), np.arange(X_train.shape[1]))
+    scores = ordered.decision_function(data["test"][0])
+    ordered.module_.order.copy_(torch.arange(X_train.shape[1]))  # the order is part of the network
+    assert not np.array_equal(ordered.decision_function(data["test"][0]), scores)
     with pytest.raises(InvalidParameterError, match="feature_order"):
         CnnLstmDetector(feature_order="random").fit(*data["train"])
 

@@ -43,8 +43,8 @@ def train(
                        "training rows (default 8); 0 feeds it the scaled values themselves, as in the paper.",
     )] = None,
     feature_order: Annotated[str | None, typer.Option(
-        "--feature-order", help="correlation (default): the convolutions see correlated features side by side; "
-                                "input: in the preprocessor's order, as in the paper.",
+        "--feature-order", help="input (default): the convolutions see the features in the preprocessor's "
+                                "order, as in the paper; correlation: correlated features side by side.",
     )] = None,
     threads: Annotated[int | None, typer.Option(
         "--threads", help="Training threads: copies of the network that share each batch, one thread each "

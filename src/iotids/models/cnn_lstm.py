@@ -2,8 +2,8 @@
 
 Network (:class:`CnnLstmNet`), for a preprocessed flow vector of ``d`` values in [0, 1]::
 
-    (b, d) -> (b, d)                                      the features reordered, correlated ones side by side
-                                                          (correlation_order; "input": the preprocessor's order)
+    (b, d) -> (b, d)                                      the features in the preprocessor's order, or with
+                                                          feature_order="correlation" in correlation_order
     (b, d) -> (b, bins, d)                                each value encoded over target-aware bins (BinEncoding);
                                                           with bins=0, (b, 1, d): the values themselves (the paper)
     per block k: Conv1d(c_{k-1} -> filters[k], kernel_size, padding kernel_size // 2), ReLU, MaxPool1d(pool_size)
@@ -27,20 +27,23 @@ validation loss and speed among the configurations measured in ``benchmarks/resu
 is our one departure from the paper's layers: it lowered the mean validation loss on the corrected release from
 0.0105 to 0.0054 (six model seeds; bins at training quantiles instead of tree splits: 0.0066) and on the original
 files from 0.030 to 0.018 (three seeds; quantile bins 0.026). 16 bins went lower still (0.0044 and 0.013) but cost
-30 % of the single-thread inference speed and flagged none of another lab's slowloris flows. The encoding lets the
-first convolution put sharp thresholds on single features, as the trees of a boosted model do; how it behaves away
-from the training flows (a later time, another lab's capture) is measured in train.md too. LSTM 48 matched LSTM 64
-over three seeds at 60 % of its LSTM cost. Pool 5 (the LSTM reads 3 positions of the corrected release's 80 inputs,
-2 of the original files' 60) trained 1.03-1.57 times as fast as pool 4 (5 positions) in six alternated pairs of runs
-(1.22 on average, two threads), with test false alarm rates and F1 within the spread of pool 4's six seeds, at a
-mean validation loss a tenth higher on the corrected release (0.0060 against 0.0054) and about the same on the
-original files (0.0193 against 0.0189). The one-cycle schedule (warm-up to 1e-2 over the first 30 % of the steps,
-then annealing) lowered the mean validation loss by a fifth against a cosine schedule over six seeds, with less than
-half its spread; the last epochs (small steps) are the best ones, and patience 5 stopped seeds before them. Doubling
-the batch for the second half of the epochs (the annealing phase) trained those epochs about 1.4 times as fast (a
-whole fit 1.2-1.3 times) with the same mean validation loss on the original files (0.0193, six seeds) and 7 % more
-on the corrected release (0.0064 against 0.0060), test false alarm rates within 1 % and ROC AUC >= 0.999 for six
-seeds of six there; batch 512 throughout lost more (0.0064-0.0065 and 0.0200-0.0209, one seed over 1 %).
+30 % of the single-thread inference speed and, with the current defaults, the corrected release's seed-0 ROC AUC.
+The encoding lets the first convolution put sharp thresholds on single features, as the trees of a boosted model do;
+how it behaves away from the training flows (a later time, another lab's capture) is measured in train.md too.
+Putting correlated features side by side for the convolutions (``feature_order="correlation"``) lowered the original
+files' mean validation loss by a quarter but raised the false alarm rates on the time split (3-18 % against 1-3 %,
+three seeds). LSTM 48 matched LSTM 64 over three seeds at 60 % of its LSTM cost. Pool 5 (the LSTM reads 3 positions
+of the corrected release's 80 inputs, 2 of the original files' 60) trained 1.03-1.57 times as fast as pool 4 (5
+positions) in six alternated pairs of runs (1.22 on average, two threads), with test false alarm rates and F1 within
+the spread of pool 4's six seeds, at a mean validation loss a tenth higher on the corrected release (0.0060 against
+0.0054) and about the same on the original files (0.0193 against 0.0189). The one-cycle schedule (warm-up to 1e-2
+over the first 30 % of the steps, then annealing) lowered the mean validation loss by a fifth against a cosine
+schedule over six seeds, with less than half its spread; the last epochs (small steps) are the best ones, and
+patience 5 stopped seeds before them. Doubling the batch for the second half of the epochs (the annealing phase)
+trained those epochs about 1.4 times as fast (a whole fit 1.2-1.3 times) with the same mean validation loss on the
+original files (0.0193, six seeds) and 7 % more on the corrected release (0.0064 against 0.0060), test false alarm
+rates within 1 % and ROC AUC >= 0.999 for six seeds of six there; batch 512 throughout lost more (0.0064-0.0065 and
+0.0200-0.0209, one seed over 1 %).
 """
 
 from __future__ import annotations
@@ -196,8 +199,8 @@ class CnnLstmDetector(BaseEstimator):
 
     Parameters
     ----------
-    feature_order : ``"correlation"``: the convolutions see the features in :func:`correlation_order` of the
-        training rows, correlated features side by side; ``"input"``: in the preprocessor's order (the paper).
+    feature_order : ``"input"``: the convolutions see the features in the preprocessor's order (the paper);
+        ``"correlation"``: in :func:`correlation_order` of the training rows, correlated features side by side.
     bins : bins of the input encoding (:class:`BinEncoding`; each feature becomes ``bins`` channels of
         the first convolution); ``0`` gives the convolution the scaled values themselves, as in the paper.
     filters : output channels of each Conv1d block (the number of blocks is its length).
@@ -229,7 +232,7 @@ class CnnLstmDetector(BaseEstimator):
     def __init__(
         self,
         *,
-        feature_order: str = "correlation",
+        feature_order: str = "input",
         bins: int = 8,
         filters: tuple[int, ...] = (16, 32),
         kernel_size: int = 3,
