@@ -107,7 +107,7 @@ def test_the_encoding_is_fitted_on_the_training_rows_and_saved(fitted: CnnLstmDe
     """The default network encodes each feature as 8 channels with edges from ``fit``'s rows and labels;
     ``bins=0`` feeds the convolution the scaled values themselves (the paper's network)."""
     X, y = data["train"]
-    Xo = X[:, fitted.module_.order.numpy()]  # the encoding sees the features in the network's order
+    Xo = X[:, fitted.module_.order.numpy()]  # the encoding sees the features in the network's order (default: X's)
     encoding = fitted.module_.encoding
     assert fitted.bins == 8 and fitted.module_.cnn[0].in_channels == 8
     np.testing.assert_allclose(encoding.low[0].numpy(), Xo.min(axis=0), atol=1e-6)
@@ -249,6 +249,9 @@ def test_correlated_features_are_put_side_by_side(fitted: CnnLstmDetector, data:
     ordered = CnnLstmDetector(**{**TINY, "max_epochs": 1}, feature_order="correlation").fit(*data["train"])
     np.testing.assert_array_equal(ordered.module_.order.numpy(), correlation_order(X_train))
     assert not np.array_equal(ordered.module_.order.numpy(), np.arange(X_train.shape[1]))
+    # the encoding's bins follow the features into their new places
+    np.testing.assert_allclose(ordered.module_.encoding.low[0].numpy(),
+                               X_train[:, ordered.module_.order.numpy()].min(axis=0), atol=1e-6)
     scores = ordered.decision_function(data["test"][0])
     ordered.module_.order.copy_(torch.arange(X_train.shape[1]))  # the order is part of the network
     assert not np.array_equal(ordered.decision_function(data["test"][0]), scores)
