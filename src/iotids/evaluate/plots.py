@@ -13,7 +13,8 @@ function                       figure                                     paper
 Each takes an optional ``ax`` (to draw into an existing figure) and returns the ``Figure``;
 :func:`figure_png` renders one to PNG bytes. Where the paper's linear axes would flatten a good detector's
 curves into its corners, these zoom in: the loss and the ROC curve's false positive rate are on log scales, the
-precision axis starts just below the share of attacks, and both curves mark the point of the report's threshold.
+precision and true positive rate axes start just below the lowest curve, and both curves mark the point of the
+report's threshold.
 """
 
 from __future__ import annotations
@@ -126,8 +127,8 @@ def _curve_label(label: str | None, area: str) -> str:
 
 def plot_pr(report: BinaryReport, *, ax: Any = None, label: str | None = None) -> Any:
     """Figure 6: precision against recall over all thresholds, with the average precision and a dot at the
-    report's threshold. The precision axis starts just below the share of attacks (dashed: the precision of
-    flagging every flow, where the curve ends at recall 1)."""
+    report's threshold. The precision axis starts just below the lowest curve, which ends at recall 1 on the share
+    of attacks (dashed: the precision of flagging every flow)."""
     fig, ax = _axes(ax)
     bottom = 0.0
     if report.pr_curve is None:
