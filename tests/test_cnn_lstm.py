@@ -107,7 +107,8 @@ def test_the_encoding_is_fitted_on_the_training_rows_and_saved(fitted: CnnLstmDe
     """The default network encodes each feature as 8 channels with edges from ``fit``'s rows and labels;
     ``bins=0`` feeds the convolution the scaled values themselves (the paper's network)."""
     X, y = data["train"]
-    Xo = X[:, fitted.module_.order.numpy()]  # the encoding sees the features in the network's order (default: X's)
+    assert fitted.module_.order is None
+    Xo = X  # the default network sees the features in X's order
     encoding = fitted.module_.encoding
     assert fitted.bins == 8 and fitted.module_.cnn[0].in_channels == 8
     np.testing.assert_allclose(encoding.low[0].numpy(), Xo.min(axis=0), atol=1e-6)
@@ -219,7 +220,8 @@ def _resave(det: CnnLstmDetector, directory: Path, state: dict, drop_param: str 
 
 def test_models_saved_by_earlier_versions_load(fitted: CnnLstmDetector, data: dict, tmp_path: Path) -> None:
     """Models saved before the blocks ran as 1 x k Conv2d layers hold Conv1d weights ``(out, in, k)``; models saved
-    before the features were reordered have no ``order`` and no ``feature_order``: the preprocessor's order."""
+    before the features were reordered have no ``order`` and no ``feature_order``: the preprocessor's order; the
+    ninth session's models in that order carry the identity as ``order``."""
     X = data["test"][0]
     state = {k: v.squeeze(2) if v.ndim == 4 else v for k, v in fitted.module_.state_dict().items()}
     assert sum(v.ndim == 3 for v in state.values()) == len(fitted.filters)
@@ -227,11 +229,15 @@ def test_models_saved_by_earlier_versions_load(fitted: CnnLstmDetector, data: di
     np.testing.assert_array_equal(CnnLstmDetector.load(tmp_path / "conv1d").decision_function(X),
                                   fitted.decision_function(X))
     unordered = CnnLstmDetector(**{**TINY, "max_epochs": 1}, feature_order="input").fit(*data["train"])
-    state = {k: v for k, v in unordered.module_.state_dict().items() if k != "order"}
+    state = unordered.module_.state_dict()
+    assert "order" not in state
     _resave(unordered, tmp_path / "unordered", state, drop_param="feature_order")
     old = CnnLstmDetector.load(tmp_path / "unordered")
     assert old.feature_order == "input"
     np.testing.assert_array_equal(old.decision_function(X), unordered.decision_function(X))
+    _resave(unordered, tmp_path / "identity", {**state, "order": torch.arange(X.shape[1])})
+    np.testing.assert_array_equal(CnnLstmDetector.load(tmp_path / "identity").decision_function(X),
+                                  unordered.decision_function(X))
 
 
 def test_correlated_features_are_put_side_by_side(fitted: CnnLstmDetector, data: dict) -> None:
@@ -245,7 +251,7 @@ def test_correlated_features_are_put_side_by_side(fitted: CnnLstmDetector, data:
     for j in range(3):
         assert abs(order.index(j) - order.index(j + 3)) == 1
     X_train = data["train"][0]
-    np.testing.assert_array_equal(fitted.module_.order.numpy(), np.arange(X_train.shape[1]))
+    assert fitted.module_.order is None
     ordered = CnnLstmDetector(**{**TINY, "max_epochs": 1}, feature_order="correlation").fit(*data["train"])
     np.testing.assert_array_equal(ordered.module_.order.numpy(), correlation_order(X_train))
     assert not np.array_equal(ordered.module_.order.numpy(), np.arange(X_train.shape[1]))
