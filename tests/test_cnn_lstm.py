@@ -221,7 +221,7 @@ def _resave(det: CnnLstmDetector, directory: Path, state: dict, drop_param: str 
 def test_models_saved_by_earlier_versions_load(fitted: CnnLstmDetector, data: dict, tmp_path: Path) -> None:
     """Models saved before the blocks ran as 1 x k Conv2d layers hold Conv1d weights ``(out, in, k)``; models saved
     before the features were reordered have no ``order`` and no ``feature_order``: the preprocessor's order; the
-    ninth session's models in that order carry the identity as ``order``."""
+    previous version saved that order as the identity ``order``."""
     X = data["test"][0]
     state = {k: v.squeeze(2) if v.ndim == 4 else v for k, v in fitted.module_.state_dict().items()}
     assert sum(v.ndim == 3 for v in state.values()) == len(fitted.filters)

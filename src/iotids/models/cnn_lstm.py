@@ -407,7 +407,7 @@ class CnnLstmDetector(BaseEstimator):
             # saved before the blocks became 1 x k Conv2d layers: Conv1d weights (out, in, k)
             weights = {k: v.unsqueeze(2) if k.startswith("cnn.") and v.ndim == 3 else v for k, v in weights.items()}
             if module.order is None:
-                weights.pop("order", None)  # the identity, saved with the ninth session's input-order models
+                weights.pop("order", None)  # the identity: how the previous version saved the input order
             module.load_state_dict(weights)
         except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as exc:
             raise ModelFileError(f"{directory}: not a loadable CNN-LSTM ({exc})") from None
