@@ -43,6 +43,31 @@ def test_time_split_trains_on_earlier_flows(improved) -> None:
     assert abs(len(train) / len(improved) - 0.70) < 0.001
 
 
+def test_time_split_of_files_without_timestamps_follows_the_day(cicids2017_dir: Path) -> None:
+    """MachineLearningCVE files have no timestamps: their rows are ordered by the weekday and the part of the day in
+    the file's name (morning before afternoon) and by their position in the file, so files of the same afternoon
+    reach the test part together and a long morning file does not end after the afternoon has begun."""
+    thursday = sorted(cicids2017_dir.glob("Thursday*MLCVE*"))
+    friday = sorted(cicids2017_dir.glob("Friday*MLCVE*"))
+    assert len(thursday) == 3 and len(friday) == 3
+
+    def parts(files: list[Path]) -> dict[str, list[int]]:
+        splits = load_dataset(files, split="time").splits
+        names = {str(f) for f in files}
+        return {name: [int((part["source_file"] == name).sum()) for part in splits] for name in names}
+
+    afternoon = []
+    for name, counts in parts(thursday + friday).items():
+        if "Thursday" in name or "Morning" in name:
+            assert counts[1:] == [0, 0], name  # the day before, and Friday morning: all training rows
+        else:
+            afternoon.append(counts[2] / sum(counts))
+    assert len(afternoon) == 2 and min(afternoon) > 0.2  # Friday afternoon's two files, in proportion to their rows
+    assert abs(afternoon[0] - afternoon[1]) < 0.03, afternoon
+    for name, counts in parts(thursday).items():  # the afternoon (997 rows of 12,583) is the latest 15 %
+        assert (counts[:2] == [0, 0]) == ("Afternoon" in name), (name, counts)
+
+
 def test_time_split_needs_time(cicids2017_dir: Path) -> None:
     with pytest.raises(InvalidParameterError, match="Timestamp"):
         load_dataset(cicids2017_dir, split="time")
