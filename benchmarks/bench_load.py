@@ -42,9 +42,12 @@ print(json.dumps({"load_s": t1 - t0, "clean_s": t2 - t1, "total_s": t2 - t0, "ro
 """
 
 
-def build(workdir: Path, rows: int, seed: int = 0) -> Path:
-    """Write ``rows`` resampled real rows as eight MachineLearningCVE day files; reuse them if present."""
-    out = workdir / f"MachineLearningCVE-{rows}"
+def build(workdir: Path, rows: int, seed: int = 0, *, unique: bool = False) -> Path:
+    """Write ``rows`` resampled real rows as eight MachineLearningCVE day files; reuse them if present.
+
+    With ``unique``, each drawn row's Flow Duration (the second column) gets a random 0-999,999 µs added, so that
+    de-duplication keeps nearly every row (a workload of the full data set's size, not a copy of its contents)."""
+    out = workdir / f"MachineLearningCVE-{rows}{'-unique' if unique else ''}"
     if out.is_dir() and len(list(out.glob("*.csv"))) == len(DAYS):
         return out
     header, lines = None, []
@@ -62,9 +65,18 @@ def build(workdir: Path, rows: int, seed: int = 0) -> Path:
             f.write(header + "\n")
             for start in range(0, count, 200_000):
                 picks = rng.integers(0, len(lines), min(200_000, count - start))
-                f.write("\n".join(lines[j] for j in picks) + "\n")
+                chosen = [lines[j] for j in picks]
+                if unique:
+                    offsets = rng.integers(0, 1_000_000, len(picks))
+                    chosen = [_longer(line, int(k)) for line, k in zip(chosen, offsets, strict=True)]
+                f.write("\n".join(chosen) + "\n")
         os.replace(tmp, out / f"{day}.pcap_ISCX.csv")
     return out
+
+
+def _longer(line: str, microseconds: int) -> str:
+    port, duration, rest = line.split(",", 2)
+    return f"{port},{int(duration) + microseconds},{rest}" if duration.strip().lstrip("-").isdigit() else line
 
 
 def measure(data: Path, cache_dir: Path) -> dict:

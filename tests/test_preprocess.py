@@ -49,6 +49,20 @@ def test_training_rows_map_into_the_unit_interval_and_follow_the_documented_form
     assert (one_hot.sum(axis=1) == 1).all() and (one_hot[:, -1] == 0).all()
 
 
+def test_large_inputs_are_transformed_in_row_blocks_with_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``transform_matrix`` works through the rows in blocks (bounded temporaries at millions of rows): the same
+    output as in one block, infinities and NaN included."""
+    from iotids.features import preprocess
+
+    frame = _frame(1000, seed=1)
+    frame.loc[::7, "fwd_bytes"] = np.inf
+    frame.loc[::11, "flow_duration"] = np.nan
+    pre = FlowPreprocessor().fit(_frame())
+    whole = pre.transform(frame)
+    monkeypatch.setattr(preprocess, "TRANSFORM_ROWS", 64)
+    np.testing.assert_array_equal(pre.transform(frame), whole)
+
+
 def test_unseen_values_are_clipped_or_other_never_an_error() -> None:
     pre = FlowPreprocessor().fit(_frame())
     new = _frame(5, seed=1)

@@ -46,6 +46,10 @@ FORMAT = "iotids-preprocessor"
 FORMAT_VERSION = 1
 
 
+#: Rows :meth:`FlowPreprocessor.transform_matrix` processes at a time.
+TRANSFORM_ROWS = 65_536
+
+
 def signed_log1p(x: np.ndarray) -> np.ndarray:
     """``sign(x) * log1p(|x|)``: monotone, odd, identity-like near 0, logarithmic for large magnitudes."""
     return np.sign(x) * np.log1p(np.abs(x))
@@ -136,8 +140,9 @@ class FlowPreprocessor(BaseEstimator):
                 )
         dropped: dict[str, list[str]] = {"missing": [], "constant": [], "duplicate": []}
         kept: list[str] = []
+        ranges: dict[str, tuple[float, float]] = {}  # of each kept column's finite values
         seen: dict[bytes, list[tuple[str, np.ndarray]]] = {}
-        for name in candidates:
+        for name in candidates:  # one column at a time: memory stays a few columns, whatever the row count
             values = frame[name].to_numpy(np.float32)
             if np.isnan(values).any():
                 dropped["missing"].append(name)
@@ -153,6 +158,7 @@ class FlowPreprocessor(BaseEstimator):
                     continue
                 seen.setdefault(key, []).append((name, values))
             kept.append(name)
+            ranges[name] = (finite.min(), finite.max()) if finite.size else (np.nan, np.nan)
         if not kept:
             raise InvalidParameterError(
                 f"FlowPreprocessor.fit found no usable feature among {len(candidates)} candidates (missing values: "
@@ -164,13 +170,11 @@ class FlowPreprocessor(BaseEstimator):
         log_names = set(kept) if self.log_transform is True else set(self.log_transform or ())
         self.numeric_columns_ = kept
         self.log_mask_ = np.array([c in log_names for c in kept], dtype=bool)
-        raw = frame[kept].to_numpy(np.float32)
-        raw = np.where(np.isfinite(raw), raw, np.nan)
-        self.raw_min_ = np.nanmin(raw, axis=0).astype(np.float32)
-        self.raw_max_ = np.nanmax(raw, axis=0).astype(np.float32)
-        transformed = self._log(raw)
-        low = np.nanmin(transformed, axis=0).astype(np.float32)
-        span = np.nanmax(transformed, axis=0).astype(np.float32) - low
+        lowest, highest = (np.array([ranges[c][side] for c in kept], dtype=np.float32) for side in (0, 1))
+        self.raw_min_, self.raw_max_ = lowest, highest
+        # signed_log1p is monotone: the transformed range is the transformed raw range
+        low = np.where(self.log_mask_, signed_log1p(lowest), lowest).astype(np.float32)
+        span = np.where(self.log_mask_, signed_log1p(highest), highest).astype(np.float32) - low
         self.min_ = low
         self.scale_ = np.where(span > 0, 1.0 / np.where(span > 0, span, 1.0), 1.0).astype(np.float32)
         self.protocol_categories_ = self._fit_protocol(frame)
@@ -213,13 +217,6 @@ class FlowPreprocessor(BaseEstimator):
                 )
             return None
         return [int(v) for v in np.unique(values)]
-
-    def _log(self, x: np.ndarray) -> np.ndarray:
-        if not self.log_mask_.any():
-            return x
-        x = x.copy()
-        x[:, self.log_mask_] = signed_log1p(x[:, self.log_mask_])
-        return x
 
     def fit_transform(self, frame: pd.DataFrame, y: Any = None) -> np.ndarray:
         return self.fit(frame).transform(frame)
@@ -277,8 +274,13 @@ class FlowPreprocessor(BaseEstimator):
                 f"FlowPreprocessor.transform_matrix expects a 2-D matrix with {n_in} columns "
                 f"({', '.join(self.input_columns_[:3])}, ...). Got shape {raw.shape} instead."
             )
-        n_num = len(self.numeric_columns_)
         out = np.empty((raw.shape[0], self.n_features_out_), dtype=np.float32)
+        for start in range(0, len(raw), TRANSFORM_ROWS):  # row blocks: the temporaries stay small
+            self._transform_rows(raw[start : start + TRANSFORM_ROWS], out[start : start + TRANSFORM_ROWS])
+        return out
+
+    def _transform_rows(self, raw: np.ndarray, out: np.ndarray) -> None:
+        n_num = len(self.numeric_columns_)
         x = out[:, :n_num]
         x[...] = raw[:, :n_num]
         if self.log_mask_.any():
@@ -292,7 +294,6 @@ class FlowPreprocessor(BaseEstimator):
             hot = raw[:, n_num, None] == categories[None, :]
             out[:, n_num:-1] = hot
             out[:, -1] = ~hot.any(axis=1)
-        return out
 
     # -------------------------------------------------------------------------------------- serialisation
     def to_dict(self) -> dict[str, Any]:
