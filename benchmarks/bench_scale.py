@@ -69,8 +69,9 @@ def main() -> None:
           f"{training['epochs_run']} ({training['best_epoch']}) | {training['seconds']:,.0f} | "
           f"{training['flows_per_s']:,} | {training['test_scoring_flows_per_s']:,} |")
     print()
+    auc = "undefined" if metrics["roc_auc"] is None else f"{metrics['roc_auc']:.5f}"
     print(f"Test figures (not an accuracy result, see above): F1 {metrics['f1']:.5f}, false alarm rate "
-          f"{metrics['false_alarm_rate']:.4%}, ROC AUC {metrics['roc_auc']:.5f}.")
+          f"{metrics['false_alarm_rate']:.4%}, ROC AUC {auc}.")
     print("The command's log:")
     print("```")
     print(result.stderr.split("\tCommand being timed")[0].rstrip())
