@@ -27,7 +27,7 @@ test: venv
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest
 
-# Every benchmark of BENCHMARKS.md (long: about an hour); detect and serve use the demo's model.
+# Every benchmark of BENCHMARKS.md (long: over an hour); detect and serve use the demo's model.
 bench: demo
 	for b in load scale flows train compare; do $(BIN)/python benchmarks/bench_$$b.py || exit 1; done
 	$(BIN)/python benchmarks/bench_detect.py --model $(OUT)

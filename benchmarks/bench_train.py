@@ -7,12 +7,14 @@ Sections (each optional), written as markdown to ``--out`` (default ``benchmarks
   ``lightgbm.LGBMClassifier()`` on the same matrices, both scored once on the test rows at threshold 0.5.
 * ``candidates``: configurations considered for the defaults (and the log transform on/off), trained on the
   corrected release's split; validation loss, test figures and speed.
+* ``widths``: the default width against width 2 (``--grid-width 2``), at the default batch and the grid's
+  other batch, three model seeds on each data set: validation loss and test figures, to decide the grid's widths.
 * ``speed``: training flows/s (steady-state epochs, no validation) and batch-inference flows/s for the default
-  model and the largest model of the grid (width 2), with torch threads 1 and 2, their arithmetic per flow beside
-  this machine's matrix-product peak, and what was tried to go faster (batch sizes, bfloat16 autocast,
+  model (the default grid's largest) and the width-2 model, with torch threads 1 and 2, their arithmetic per flow
+  beside this machine's matrix-product peak, and what was tried to go faster (batch sizes, bfloat16 autocast,
   torch.compile).
 
-    python benchmarks/bench_train.py [--sections accuracy,candidates,speed] [--threads 2]
+    python benchmarks/bench_train.py [--sections accuracy,candidates,widths,speed] [--threads 2]
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ SHARED = REPO.parent / "shared" / "data"
 DATASETS = {"cicids2017-improved": SHARED / "cicids2017-improved", "cicids2017": SHARED / "cicids2017"}
 #: Fits per model and thread count in the speed section's training column (median and range reported).
 TRAIN_RUNS = 5
+#: The wider model measured beside the default (``iotids train --grid --grid-width 2``).
+WIDE = 2
 
 #: Configurations tried for the defaults, each spelled out in full (the defaults are the last row).
 _BASE = {"filters": (16, 32), "lstm_units": 64, "dense_units": 64, "dropout": 0.2, "learning_rate": 1e-2,
@@ -151,6 +155,37 @@ def candidates(threads: int) -> list[str]:
     return [*lines, ""]
 
 
+def widths(threads: int, seeds: tuple[int, ...] = (0, 1, 2)) -> list[str]:
+    from iotids.evaluate.metrics import binary_report
+    from iotids.models.cnn_lstm import CnnLstmDetector
+    from iotids.models.search import DEFAULT_GRID, widened
+
+    batches = (CnnLstmDetector().batch_size, max(DEFAULT_GRID["batch_size"]))
+    lines = [f"## The grid's width: width 1 against width {WIDE}", "",
+             "The split and the preprocessing of the accuracy section; learning rate 1e-2 (the default), each "
+             f"width at batch {batches[0]} (the default) and {batches[1]:,} (the grid's other batch size), model "
+             f"seeds {', '.join(map(str, seeds))}; test rows scored at threshold 0.5.", ""]
+    for name, path in DATASETS.items():
+        m = _matrices(path)
+        (X, y, _), (X_val, y_val, _), (X_test, y_test, families) = m["train"], m["val"], m["test"]
+        lines += [f"### {name}", "", "| width | batch | seed | val loss | F1 | false alarm rate | ROC AUC | AP | "
+                  "accuracy | TN / FP / FN / TP | training |", "|---:|---:|---:|---|---:|---:|---:|---:|---:|---|---|"]
+        for seed in seeds:
+            for width in (1, WIDE):
+                for batch in batches:
+                    start = time.perf_counter()
+                    det = CnnLstmDetector(**{**widened({"random_state": seed, "n_threads": threads}, width),
+                                             "batch_size": batch}).fit(X, y, eval_set=(X_val, y_val))
+                    seconds = time.perf_counter() - start
+                    report = binary_report(y_test, det.decision_function(X_test), 0.5, families=families)
+                    val_loss = det.history_[det.best_epoch_ - 1]["val_loss"]
+                    lines.append(_row(f"{width} | {batch:,} | {seed} | {val_loss:.5f}", report,
+                                      f"{len(det.history_)} epochs, {seconds:.0f} s"))
+                    print(lines[-1], flush=True)
+        lines.append("")
+    return lines
+
+
 def _train_speed(params: dict[str, Any], X: np.ndarray, y: np.ndarray, threads: int, epochs: int = 2,
                  onednn: bool = True) -> float:
     import torch
@@ -262,8 +297,9 @@ def speed(threads: int) -> list[str]:
     X, y, _ = m["train"]
     X_big = np.ascontiguousarray(np.tile(m["test"][0], (40, 1)))  # ~257,000 rows
     raw_big = np.ascontiguousarray(np.tile(m["raw_test"], (40, 1)))
-    largest = max(DEFAULT_GRID["width"])
-    models = {"default": {}, f"largest of the grid (width {largest})": widened({}, largest)}
+    assert DEFAULT_GRID["width"] == (1,), "the default model is no longer the default grid's largest"
+    wide = f"width {WIDE} (`--grid-width {WIDE}`)"
+    models = {"default (the default grid's largest)": {}, wide: widened({}, WIDE)}
     lines = ["## Speed", "",
              f"Training: flows/s over 2 epochs on the {len(X):,} training rows (optimizer steps only, no "
              f"validation pass), the median of {TRAIN_RUNS} fits with their range (the runs of one model alternate "
@@ -308,15 +344,16 @@ def speed(threads: int) -> list[str]:
     tried = len(lines)
     lines += [f"What was tried on the default model unless stated ({threads} threads):", "",
               "| variant | training flows/s | inference flows/s | note |", "|---|---:|---:|---|"]
-    det = fitted["default"]
+    det = fitted["default (the default grid's largest)"]
     for batch in (128, 256, 1024):
         lines.append(f"| training batch size {batch} throughout (`batch_growth=1`) | "
                      f"{_train_speed({'batch_size': batch, 'batch_growth': 1}, X, y, threads):,.0f} | "
                      "| default: 256, then 512 in the second half of the epochs |")
     big_batch = max(DEFAULT_GRID["batch_size"])
-    lines.append(f"| largest of the grid (width {largest}) at training batch {big_batch:,} (then {2 * big_batch:,}) | "
-                 f"{_train_speed({**widened({}, largest), 'batch_size': big_batch}, X, y, threads):,.0f} | "
-                 "| the grid's other batch size |")
+    for title, params in models.items():
+        lines.append(f"| {title} at training batch {big_batch:,} (then {2 * big_batch:,}) | "
+                     f"{_train_speed({**params, 'batch_size': big_batch}, X, y, threads):,.0f} | "
+                     "| the grid's other batch size |")
     for batch in (1024, 65536):
         lines.append(f"| inference batch {batch} rows | | {_infer_speed(det, X_big, threads, batch)[0]:,.0f} | "
                      f"default is {training.PREDICT_BATCH} |")
@@ -336,7 +373,7 @@ def speed(threads: int) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sections", default="accuracy,candidates,speed")
+    parser.add_argument("--sections", default="accuracy,candidates,widths,speed")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "train.md")
     args = parser.parse_args()
@@ -349,7 +386,7 @@ def main() -> None:
              f"{os.environ.get('OMP_WAIT_POLICY')}.", "",
              f"Command: `python benchmarks/bench_train.py --sections {','.join(sections)} --threads {args.threads}`",
              ""]
-    runners = {"accuracy": accuracy, "candidates": candidates, "speed": speed}
+    runners = {"accuracy": accuracy, "candidates": candidates, "widths": widths, "speed": speed}
     for section in sections:
         lines += runners[section](args.threads)
     end = os.getloadavg()

@@ -141,11 +141,13 @@ def test_cli_train_and_evaluate(subset: Path, trained: Run, tmp_path: Path, monk
 
     out = tmp_path / "cli-run"
     assert run("train", "--data", str(subset), "--out", str(out), "--epochs", "1", "--seed", "1", "--bins", "4",
-               "--quiet") == 0
+               "--grid", "--grid-width", "2", "--quiet") == 0
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert tuple(printed) == METRIC_KEYS and printed["threshold"] == 0.5
-    assert load_model(out).info["config"]["run"]["random_state"] == 1
-    assert load_model(out).detector.module_.cnn[0].in_channels == 4
+    model = load_model(out)
+    assert model.info["config"]["run"]["random_state"] == 1
+    assert model.detector.module_.cnn[0].in_channels == 4
+    assert model.info["config"]["grid"]["searched"]["width"] == [2] and model.detector.lstm_units == 96
 
     evaluated = tmp_path / "eval"
     assert run("evaluate", "--model", str(trained[1]), "--data", str(subset), "--out", str(evaluated),
@@ -167,6 +169,6 @@ def test_evaluate_refuses_to_overwrite_the_model_directory(trained: Run, subset:
 
 
 def test_bad_configuration_is_refused(subset: Path, tmp_path: Path) -> None:
-    for bad in ({"split": "day"}, {"max_epochs": 0}, {"target_far": 1.5}):
+    for bad in ({"split": "day"}, {"max_epochs": 0}, {"target_far": 1.5}, {"grid_widths": (1, 0)}):
         with pytest.raises(InvalidParameterError):
             train_model(TrainConfig(data=(str(subset),), out=str(tmp_path), progress=False, **bad))

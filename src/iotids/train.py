@@ -25,6 +25,7 @@ import pandas as pd
 
 from iotids.errors import InvalidParameterError
 from iotids.evaluate.metrics import BinaryReport
+from iotids.models.search import check_widths
 
 __all__ = ["EvaluationResult", "TrainConfig", "TrainResult", "evaluate_model", "rows_sha256", "train_model"]
 
@@ -41,6 +42,7 @@ class TrainConfig:
     random_state : seed of the split, the weights, the shuffling and dropout.
     max_epochs : epoch budget of each training.
     grid : grid-search batch size x learning rate x width (:data:`iotids.models.search.DEFAULT_GRID`).
+    grid_widths : the grid's model widths instead of the default grid's (1 only).
     target_far : choose the threshold on the validation rows for this false alarm rate (else 0.5).
     model : CnnLstmDetector parameters overriding the defaults.
     preprocess : FlowPreprocessor parameters overriding the defaults.
@@ -53,6 +55,7 @@ class TrainConfig:
     random_state: int = 0
     max_epochs: int = 20
     grid: bool = False
+    grid_widths: tuple[int, ...] | None = None
     target_far: float | None = None
     model: Mapping[str, Any] = field(default_factory=dict)
     preprocess: Mapping[str, Any] = field(default_factory=dict)
@@ -95,6 +98,8 @@ def _check_config(config: TrainConfig) -> None:
         raise InvalidParameterError(f"The 'split' parameter must be 'random' or 'time'. Got {config.split!r} instead.")
     if not isinstance(config.max_epochs, int) or config.max_epochs < 1:
         raise InvalidParameterError(f"The 'epochs' parameter must be an int >= 1. Got {config.max_epochs!r} instead.")
+    if config.grid_widths is not None:
+        check_widths(config.grid_widths)
     if config.target_far is not None and not 0 <= config.target_far < 1:
         raise InvalidParameterError(
             f"The 'target_far' parameter must be a float in [0, 1). Got {config.target_far!r} instead."
@@ -150,9 +155,11 @@ def train_model(config: TrainConfig, *, log: Callable[[str], None] = lambda mess
 
     params = {**dict(config.model), "random_state": config.random_state, "max_epochs": config.max_epochs,
               "progress": config.progress}
-    grid = None
+    grid, searched = None, {**DEFAULT_GRID, "width": config.grid_widths or DEFAULT_GRID["width"]}
     if config.grid:
-        grid = grid_search(X_train, y_train, eval_set=(X_val, y_val), params=params, log=log)
+        grid = grid_search(X_train, y_train, eval_set=(X_val, y_val), params=params, log=log,
+                           batch_sizes=searched["batch_size"], learning_rates=searched["learning_rate"],
+                           widths=searched["width"])
         detector = grid.best
         log(f"grid: best {grid.best_params}")
     else:
@@ -187,7 +194,7 @@ def train_model(config: TrainConfig, *, log: Callable[[str], None] = lambda mess
                      "seconds": round(detector.train_seconds_, 2),
                      "flows_per_s": round(detector.train_flows_per_s_),
                      "test_scoring_flows_per_s": round(scoring_flows_per_s)},
-        "grid": None if grid is None else {"searched": {k: list(v) for k, v in DEFAULT_GRID.items()},
+        "grid": None if grid is None else {"searched": {k: list(v) for k, v in searched.items()},
                                            "best": grid.best_params},
         "run": {**asdict(config), "data": list(config.data), "model": dict(config.model),
                 "preprocess": dict(config.preprocess)},
