@@ -169,6 +169,7 @@ def test_evaluate_refuses_to_overwrite_the_model_directory(trained: Run, subset:
 
 
 def test_bad_configuration_is_refused(subset: Path, tmp_path: Path) -> None:
-    for bad in ({"split": "day"}, {"max_epochs": 0}, {"target_far": 1.5}, {"grid_widths": (1, 0)}):
+    for bad in ({"split": "day"}, {"max_epochs": 0}, {"target_far": 1.5},
+                {"grid": True, "grid_widths": (1, 0)}, {"grid_widths": (2,)}):
         with pytest.raises(InvalidParameterError):
             train_model(TrainConfig(data=(str(subset),), out=str(tmp_path), progress=False, **bad))

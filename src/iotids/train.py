@@ -99,6 +99,8 @@ def _check_config(config: TrainConfig) -> None:
     if not isinstance(config.max_epochs, int) or config.max_epochs < 1:
         raise InvalidParameterError(f"The 'epochs' parameter must be an int >= 1. Got {config.max_epochs!r} instead.")
     if config.grid_widths is not None:
+        if not config.grid:
+            raise InvalidParameterError("grid widths (--grid-width) are for the grid search; add --grid.")
         check_widths(config.grid_widths)
     if config.target_far is not None and not 0 <= config.target_far < 1:
         raise InvalidParameterError(
