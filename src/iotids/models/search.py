@@ -6,9 +6,9 @@ broken by the order of the grid). The best candidate is kept as trained, so the 
 the caller, after the search. ``width`` multiplies the convolution filters, the LSTM units and the dense units;
 ``batch_size`` is the batch of the first half of the epochs (the detector's ``batch_growth`` enlarges the rest).
 
-The default grid keeps the default width: width 2 trained at half the speed and scored at half the speed without
-better test figures on either data set over three seeds (benchmarks/results/train.md, "The grid's width"). Wider
-candidates are there when asked for (``widths``, ``iotids train --grid-width``).
+The default grid keeps the default width: width 2 trained and scored at about half the speed, with test figures
+within the seeds' spread of the default width's on both data sets (three seeds each; benchmarks/results/train.md,
+"The grid's width"). Wider candidates are there when asked for (``widths``, ``iotids train --grid-width``).
 """
 
 from __future__ import annotations
