@@ -43,8 +43,9 @@ def train(
                                "on the training rows (default: all).",
     )] = None,
     bins: Annotated[int | None, typer.Option(
-        "--bins", help="Bins of the network's input encoding, chosen per feature by a small decision tree on the "
-                       "training rows (default 8); 0 feeds it the scaled values themselves, as in the paper.",
+        "--bins", help="Bins of the network's input encoding, at the split points a LightGBM grown on the training "
+                       "rows used most per feature (default 8); 0 feeds it the scaled values themselves, as in the "
+                       "paper.",
     )] = None,
     feature_order: Annotated[str | None, typer.Option(
         "--feature-order", help="input (default): the convolutions see the features in the preprocessor's "
