@@ -103,9 +103,8 @@ def test_bin_encoding_is_piecewise_linear_over_bins_the_labels_choose() -> None:
 
 
 def test_boosted_splits_rank_a_columns_thresholds_by_gain() -> None:
-    """The thresholds that separate the labels come first, also where a column does so only beside another (which
-    one tree per column would miss); a column the model never splits has none, and with one class (or no bins to
-    place) there is nothing to split."""
+    """The thresholds that separate the labels come first, also where a column does so only beside another; a
+    column the model never splits has none, and with one class (or no bins to place) there is nothing to split."""
     rng = np.random.default_rng(0)
     X = rng.random((4000, 3)).astype(np.float32)
     y = ((X[:, 0] > 0.5) ^ (X[:, 1] > 0.25)).astype(np.int8)  # column 1 separates them only beside column 0
