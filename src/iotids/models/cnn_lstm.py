@@ -143,9 +143,9 @@ class BinEncoding(nn.Module):
     Numerical Features in Tabular Deep Learning", 2022) with the splits of a boosted model instead of one tree per
     feature: it lowered the mean validation loss by 16 % on the original files and 14 % on the corrected release
     (six model seeds, benchmarks/results/train.md). A feature split fewer times leaves its last bins unused
-    (constant 0). The inputs are in [0, 1]; a bin is at least
-    :data:`MIN_BIN_WIDTH` wide, so a column with a single value becomes a steep ramp starting at that value, and a
-    rounding difference of the preprocessing between runtimes (~1e-7) moves a channel by no more than ~1e-4.
+    (constant 0). The inputs are in [0, 1]; a bin is at least :data:`MIN_BIN_WIDTH` wide, so a column with a single
+    value becomes a steep ramp starting at that value, and a rounding difference of the preprocessing between
+    runtimes (~1e-7) moves a channel by no more than ~1e-4.
     :meth:`fit` sets the edges; they are buffers, saved with the weights.
     """
 
